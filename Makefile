@@ -1,0 +1,31 @@
+# Each target is a one-liner; `make help` lists them.
+ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
+IMAGE ?= webhook-api
+.PHONY: help run test lint up dev down logs test-docker
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+run: ## start the service with the settings of .env (or .env.example)
+	set -a && . ./$(ENV_FILE) && set +a && cargo run --release --locked
+
+test: ## run every test (unit and over real sockets)
+	cargo test --locked
+
+lint: ## formatting and clippy, warnings are errors
+	cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings
+
+up: ## build the image and run it detached on port 8000 with a named volume on /data
+	docker build -t $(IMAGE) . && docker run -d --name $(IMAGE) -p 8000:8000 -v $(IMAGE)-data:/data --env-file $(ENV_FILE) $(IMAGE)
+
+dev: ## run locally with debug logs, rebuilding on every start
+	set -a && . ./$(ENV_FILE) && set +a && LOG_LEVEL=DEBUG cargo run --locked
+
+down: ## stop and remove the container and its volume
+	docker rm -f $(IMAGE); docker volume rm $(IMAGE)-data
+
+logs: ## follow the container's logs
+	docker logs -f $(IMAGE)
+
+test-docker: ## run the tests inside the builder image
+	docker build --target build -t $(IMAGE):build . && docker run --rm $(IMAGE):build cargo test --locked

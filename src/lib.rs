@@ -1,0 +1,93 @@
+//! webhook-api: receives signed WhatsApp-like messages, stores each exactly once in SQLite, and
+//! serves them back with pagination, filters, stats, health probes, metrics and JSON logs.
+//!
+//! Data flows one way, top to bottom:
+//!
+//! - `server`   the listener, a fixed pool of workers, and `server::handle`, the path every
+//!   request takes: route (panics caught), then count and log.
+//! - `router`   the one `match` on (path, method); health and /metrics.
+//! - `webhook`  POST /webhook: signature, validation, insert.
+//! - `messages` GET /messages and GET /stats.
+//! - `http`     our request/reply types, `ApiError` and its single mapping to HTTP.
+//! - `store`    SQLite: schema, insert (new/duplicate), list, stats. No HTTP types.
+//! - `ts`       timestamp grammar and the sortable instant key.
+//! - `metrics`  counters, histogram, Prometheus text.
+//! - `log`      one JSON object per line.
+//! - `config`   environment variables, parsed once.
+//!
+//! `start()` is used by `main` and by the tests alike.
+
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod messages;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod store;
+pub mod ts;
+pub mod webhook;
+
+use config::{Config, DbLocation};
+use log::{Level, Line, Logger};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Everything a handler may use. Read-only once started (the store and metrics lock inside).
+pub struct App {
+    pub config: Config,
+    pub store: store::Store,
+    pub metrics: metrics::Metrics,
+    pub log: Logger,
+}
+
+/// A running service.
+pub struct Running {
+    app: Arc<App>,
+    server: server::Server,
+}
+
+/// Opens the database, binds the port and starts the workers; logs the start-up line.
+pub fn start(config: Config, log: Logger) -> Result<Running, String> {
+    let store = store::Store::open(&config.db).map_err(|e| format!("cannot open database: {e}"))?;
+    let app = Arc::new(App {
+        config,
+        store,
+        metrics: metrics::Metrics::default(),
+        log,
+    });
+    let server =
+        server::Server::start(Arc::clone(&app)).map_err(|e| format!("cannot listen: {e}"))?;
+    let c = &app.config;
+    let database = match &c.db {
+        DbLocation::Memory => ":memory:".to_string(),
+        DbLocation::File(p) => p.display().to_string(),
+    };
+    app.log.write(
+        Line::new(Level::Info)
+            .str("event", "startup")
+            .str("version", env!("CARGO_PKG_VERSION"))
+            .raw("port", server.addr().port())
+            .raw("workers", c.workers)
+            .str("database", &database)
+            .raw("secret_configured", c.secret.is_some()),
+    );
+    Ok(Running { app, server })
+}
+
+impl Running {
+    /// The bound address (useful with `PORT=0`).
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Finishes the requests in flight, stops the workers, closes the database, logs shutdown.
+    pub fn stop(self) {
+        self.server.stop();
+        self.app
+            .log
+            .write(Line::new(Level::Info).str("event", "shutdown"));
+        // The workers held the other references; dropping the last one closes both connections.
+        drop(self.app);
+    }
+}

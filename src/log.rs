@@ -1,0 +1,156 @@
+//! JSON logging: exactly one object per line, each line built in a buffer and written with one
+//! `write_all` under a lock, so lines from parallel workers never interleave.
+//!
+//! Twenty lines of our own instead of a logging crate: we need one fixed format, level filtering
+//! and nothing else. String values are escaped by serde_json, so any byte a client sends (a path,
+//! a message id) comes out as valid JSON. Callers decide what goes in a line; nothing here knows
+//! about secrets, so the rule "never log the secret, the signature or a message text" is kept by
+//! the only callers, `server` (request lines) and `lib` (start-up and shutdown lines).
+
+use std::fmt::Display;
+use std::io::Write;
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    /// `LOG_LEVEL` values, any case; `WARN` is accepted for `WARNING`.
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "DEBUG" => Some(Level::Debug),
+            "INFO" => Some(Level::Info),
+            "WARNING" | "WARN" => Some(Level::Warning),
+            "ERROR" => Some(Level::Error),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// Where lines go (stdout in production, a shared buffer in tests) and which levels pass.
+pub struct Logger {
+    min: Level,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Logger {
+    pub fn new(min: Level, out: Box<dyn Write + Send>) -> Logger {
+        Logger {
+            min,
+            out: Mutex::new(out),
+        }
+    }
+
+    pub fn stdout(min: Level) -> Logger {
+        Logger::new(min, Box::new(std::io::stdout()))
+    }
+
+    /// Writes the line if its level passes the filter. A failed write (closed stdout) is ignored:
+    /// losing a log line must not fail a request that has already been answered.
+    pub fn write(&self, line: Line) {
+        if line.level < self.min {
+            return;
+        }
+        let mut buf = line.buf;
+        buf.push_str("}\n");
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+/// One log line under construction: `ts` and `level` first, then fields in the order added.
+pub struct Line {
+    level: Level,
+    buf: String,
+}
+
+impl Line {
+    pub fn new(level: Level) -> Line {
+        let mut buf = String::with_capacity(256);
+        buf.push_str("{\"ts\":\"");
+        buf.push_str(&crate::ts::now_utc());
+        buf.push_str("\",\"level\":\"");
+        buf.push_str(level.as_str());
+        buf.push('"');
+        Line { level, buf }
+    }
+
+    /// A string field, JSON-escaped.
+    pub fn str(mut self, key: &str, value: &str) -> Line {
+        self.key(key);
+        self.buf
+            .push_str(&serde_json::Value::from(value).to_string());
+        self
+    }
+
+    /// A number or boolean field, written with `Display` (callers pass only numbers and bools).
+    pub fn raw(mut self, key: &str, value: impl Display) -> Line {
+        self.key(key);
+        self.buf.push_str(&value.to_string());
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push_str(",\"");
+        self.buf.push_str(key);
+        self.buf.push_str("\":");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A `Write` that appends to a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("test lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_are_json_and_filtered() {
+        let buf = Buf::default();
+        let log = Logger::new(Level::Info, Box::new(buf.clone()));
+        log.write(Line::new(Level::Debug).str("x", "dropped"));
+        log.write(
+            Line::new(Level::Warning)
+                .str("path", "/a\"b\n\u{1}")
+                .raw("status", 404)
+                .raw("dup", false),
+        );
+        let text = String::from_utf8(buf.0.lock().expect("test lock").clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).expect("valid JSON");
+        assert_eq!(v["level"], "WARNING");
+        assert_eq!(v["path"], "/a\"b\n\u{1}");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["dup"], false);
+        assert!(
+            v["ts"]
+                .as_str()
+                .is_some_and(|t| t.len() == 24 && t.ends_with('Z'))
+        );
+    }
+}

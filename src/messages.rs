@@ -1,0 +1,209 @@
+//! GET /messages and GET /stats: bounded query parsing, one store call, a JSON reply.
+//!
+//! Query rules (CONTRACT.md): `limit` 1..=100 (default 50), `offset` >= 0 (default 0), both
+//! integers or a 422 naming `["query", name]`; an empty parameter is an absent one; a `from` that
+//! arrived as a space then digits (a raw `+` in the URL) is read as `+digits`; `since` as in `ts.rs`.
+
+use crate::App;
+use crate::http::{ApiError, FieldError, Reply, Req};
+use crate::store::{Filter, Message};
+use serde_json::{Value, json};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 100;
+
+pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let filter = parse_filter(req).map_err(ApiError::Validation)?;
+    let page = app
+        .store
+        .list(&filter)
+        .map_err(|_| ApiError::StorageUnavailable)?;
+    let data: Vec<Value> = page.messages.iter().map(message_json).collect();
+    Ok(Reply::json(
+        200,
+        &json!({ "data": data, "total": page.total, "limit": filter.limit, "offset": filter.offset }),
+    ))
+}
+
+pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
+    let s = app
+        .store
+        .stats()
+        .map_err(|_| ApiError::StorageUnavailable)?;
+    let per_sender: Vec<Value> = s
+        .top_senders
+        .iter()
+        .map(|(from, n)| json!({ "from": from, "count": n }))
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "total_messages": s.total_messages,
+            "senders_count": s.senders_count,
+            "messages_per_sender": per_sender,
+            "first_message_ts": s.first_ts,
+            "last_message_ts": s.last_ts,
+        }),
+    ))
+}
+
+fn message_json(m: &Message) -> Value {
+    json!({ "message_id": m.message_id, "from": m.from, "to": m.to, "ts": m.ts, "text": m.text })
+}
+
+/// The filter and page of a /messages request, or every failing parameter.
+pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut int = |name: &str, default: u64, min: u64, max: u64| -> u64 {
+        let Some(raw) = req.query_param(name) else {
+            return default;
+        };
+        let err = match raw.trim().parse::<i128>() {
+            Err(_) => query_error(
+                "int_parsing",
+                name,
+                "Input should be a valid integer, unable to parse string as an integer".into(),
+                &raw,
+                None,
+            ),
+            Ok(n) if n < i128::from(min) => query_error(
+                "greater_than_equal",
+                name,
+                format!("Input should be greater than or equal to {min}"),
+                &raw,
+                Some(json!({ "ge": min })),
+            ),
+            Ok(n) if n > i128::from(max) => query_error(
+                "less_than_equal",
+                name,
+                format!("Input should be less than or equal to {max}"),
+                &raw,
+                Some(json!({ "le": max })),
+            ),
+            Ok(n) => return n as u64,
+        };
+        errors.push(err);
+        default
+    };
+    let limit = int("limit", u64::from(DEFAULT_LIMIT), 1, u64::from(MAX_LIMIT)) as u32;
+    // SQLite's OFFSET is a signed 64-bit integer.
+    let offset = int("offset", 0, 0, i64::MAX as u64);
+    let from = req.query_param("from").map(|f| match f.strip_prefix(' ') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => {
+            format!("+{digits}")
+        }
+        _ => f,
+    });
+    let since_key = req.query_param("since").and_then(|s| {
+        let key = crate::ts::parse_since(&s);
+        if key.is_none() {
+            errors.push(query_error(
+                "value_error",
+                "since",
+                "Value error, since must be an ISO-8601 date or date-time".into(),
+                &s,
+                None,
+            ));
+        }
+        key
+    });
+    let q = req.query_param("q");
+    if errors.is_empty() {
+        Ok(Filter {
+            from,
+            since_key,
+            q,
+            limit,
+            offset,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn query_error(
+    kind: &'static str,
+    name: &str,
+    msg: String,
+    input: &str,
+    ctx: Option<Value>,
+) -> FieldError {
+    FieldError {
+        kind,
+        loc: vec!["query".into(), name.into()],
+        msg,
+        input: input.into(),
+        ctx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<Filter, Vec<FieldError>> {
+        parse_filter(&Req {
+            query: q.into(),
+            ..Req::default()
+        })
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let f = parse("").expect("defaults");
+        assert_eq!((f.limit, f.offset, f.from, f.q), (50, 0, None, None));
+        assert_eq!(
+            parse("limit=100&offset=7")
+                .map(|f| (f.limit, f.offset))
+                .expect("ok"),
+            (100, 7)
+        );
+        for (q, field, kind) in [
+            ("limit=0", "limit", "greater_than_equal"),
+            ("limit=101", "limit", "less_than_equal"),
+            ("limit=abc", "limit", "int_parsing"),
+            ("limit=1.5", "limit", "int_parsing"),
+            ("offset=-1", "offset", "greater_than_equal"),
+            (
+                "offset=99999999999999999999999",
+                "offset",
+                "less_than_equal",
+            ),
+            ("since=soon", "since", "value_error"),
+        ] {
+            let errs = parse(q).expect_err(q);
+            assert_eq!(
+                (errs[0].loc[1].as_str(), errs[0].kind),
+                (Some(field), kind),
+                "{q}"
+            );
+        }
+        assert_eq!(parse("limit=0&offset=x").expect_err("two").len(), 2);
+    }
+
+    #[test]
+    fn from_accepts_raw_plus() {
+        assert_eq!(
+            parse("from=+919").expect("ok").from.as_deref(),
+            Some("+919")
+        );
+        assert_eq!(
+            parse("from=%2B919").expect("ok").from.as_deref(),
+            Some("+919")
+        );
+        assert_eq!(
+            parse("from=+alice").expect("ok").from.as_deref(),
+            Some(" alice")
+        );
+        assert_eq!(parse("from=").expect("ok").from, None);
+    }
+
+    #[test]
+    fn since_with_raw_plus_offset() {
+        let f = parse("since=2025-01-15T15:00:00+05:30").expect("ok");
+        assert_eq!(
+            f.since_key.as_deref(),
+            Some("2025-01-15T09:30:00.000000000Z")
+        );
+    }
+}

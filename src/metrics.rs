@@ -1,0 +1,336 @@
+//! Metrics: a counter family, a histogram and the process gauges, rendered as Prometheus text
+//! format 0.0.4.
+//!
+//! Hand-written instead of a metrics crate: three families with fixed label sets need a few
+//! atomics, two small maps and a renderer. Every label value comes from a fixed list (`method`
+//! from a known set or `other`, `path` from the router's routes or `other`, `status` from the
+//! codes we send), so no client can grow the label set.
+//!
+//! Left out on purpose: OpenMetrics (`# EOF`), exemplars, timestamps on samples, summaries.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Histogram upper bounds in seconds: fine below a millisecond, where most answers land, and up to
+/// ten seconds for the slow tail (a stalled client, a busy disk).
+pub const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The `result` values of `webhook_requests_total`, all rendered (at 0 until seen).
+pub const WEBHOOK_RESULTS: [&str; 7] = [
+    "created",
+    "duplicate",
+    "invalid_signature",
+    "validation_error",
+    "payload_too_large",
+    "not_configured",
+    "storage_error",
+];
+
+/// A latency histogram: one atomic per bucket (not cumulative) plus the overflow slot, and the sum
+/// in nanoseconds. `count` is derived from the buckets, so a snapshot is always self-consistent.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        let slot = BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(BUCKETS.len());
+        self.counts[slot].fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add((seconds * 1e9) as u64, Relaxed);
+    }
+
+    /// Cumulative bucket counts (the last one is `+Inf`, equal to the count) and the sum in seconds.
+    pub fn snapshot(&self) -> ([u64; BUCKETS.len() + 1], f64) {
+        let mut cumulative = [0u64; BUCKETS.len() + 1];
+        let mut running = 0;
+        for (slot, count) in cumulative.iter_mut().zip(&self.counts) {
+            running += count.load(Relaxed);
+            *slot = running;
+        }
+        (cumulative, self.sum_nanos.load(Relaxed) as f64 / 1e9)
+    }
+}
+
+/// The service's metrics. Cheap to update from many workers at once.
+#[derive(Default)]
+pub struct Metrics {
+    http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    webhook: [AtomicU64; WEBHOOK_RESULTS.len()],
+    latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
+}
+
+impl Metrics {
+    /// Counts one answered request and its latency. `route` must be a router route or `other`.
+    pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
+        let method = method_label(method);
+        *lock(&self.http).entry((method, route, status)).or_default() += 1;
+        let hist = Arc::clone(lock(&self.latency).entry((method, route)).or_default());
+        hist.observe(seconds);
+    }
+
+    /// Counts one /webhook outcome; unknown results are ignored (they cannot be produced).
+    pub fn record_webhook(&self, result: &str) {
+        if let Some(i) = WEBHOOK_RESULTS.iter().position(|r| *r == result) {
+            self.webhook[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The whole exposition: the service's families, then the process gauges.
+    pub fn render(&self) -> String {
+        let mut out = self.render_service();
+        render_process(&mut out);
+        out
+    }
+
+    /// The service's own families, deterministic for a given history (pinned by a golden test).
+    pub fn render_service(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        family(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "Total HTTP requests.",
+        );
+        for ((method, path, status), n) in lock(&self.http).iter() {
+            let labels = labels(&[
+                ("method", method),
+                ("path", path),
+                ("status", &status.to_string()),
+            ]);
+            let _ = writeln!(out, "http_requests_total{labels} {n}");
+        }
+        family(
+            &mut out,
+            "webhook_requests_total",
+            "counter",
+            "Webhook outcomes.",
+        );
+        for (result, n) in WEBHOOK_RESULTS.iter().zip(&self.webhook) {
+            let _ = writeln!(
+                out,
+                "webhook_requests_total{} {}",
+                labels(&[("result", result)]),
+                n.load(Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "request_latency_seconds",
+            "histogram",
+            "Request latency in seconds.",
+        );
+        for ((method, path), hist) in lock(&self.latency).iter() {
+            let (cumulative, sum) = hist.snapshot();
+            let les = BUCKETS
+                .iter()
+                .map(|b| b.to_string())
+                .chain(["+Inf".to_string()]);
+            for (le, n) in les.zip(cumulative) {
+                let l = labels(&[("method", method), ("path", path), ("le", &le)]);
+                let _ = writeln!(out, "request_latency_seconds_bucket{l} {n}");
+            }
+            let l = labels(&[("method", method), ("path", path)]);
+            let _ = writeln!(out, "request_latency_seconds_sum{l} {sum}");
+            let _ = writeln!(
+                out,
+                "request_latency_seconds_count{l} {}",
+                cumulative[BUCKETS.len()]
+            );
+        }
+        out
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Methods we label by name; anything else is `other`, so the label set stays bounded.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+/// A poisoned metrics lock only means a panic happened mid-update of a counter: keep counting.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// `{a="x",b="y"}` with values escaped as the format requires (`\\`, `\"`, `\n`).
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::from("{");
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s.push('}');
+    s
+}
+
+/// `process_*` gauges from /proc/self, where it exists; elsewhere they are left out.
+/// CPU ticks are converted at 100 per second (USER_HZ, fixed at 100 on Linux for every arch we
+/// build for); reading sysconf would need libc and unsafe code for no practical gain.
+fn render_process(out: &mut String) {
+    const TICKS: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+        family(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        let _ = writeln!(out, "process_cpu_seconds_total {}", (utime + stime) / TICKS);
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines().find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+    });
+    if let (Some(boot), Some(start)) = (boot, field(22)) {
+        family(
+            out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+        );
+        let _ = writeln!(out, "process_start_time_seconds {}", boot + start / TICKS);
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+    };
+    if let Some(rss) = kib("VmRSS:") {
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * 1024);
+    }
+    if let Some(vsz) = kib("VmSize:") {
+        family(
+            out,
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_virtual_memory_bytes {}", vsz * 1024);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        family(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_count_matches_inf() {
+        let h = Histogram::default();
+        for s in [0.00005, 0.0001, 0.0003, 0.002, 20.0] {
+            h.observe(s);
+        }
+        let (c, sum) = h.snapshot();
+        assert!(c.windows(2).all(|w| w[0] <= w[1]), "cumulative: {c:?}");
+        assert_eq!(c[0], 2, "0.00005 and 0.0001 are <= 0.0001");
+        assert_eq!(c[2], 3);
+        assert_eq!(c[BUCKETS.len() - 1], 4, "20s is above the last bound");
+        assert_eq!(c[BUCKETS.len()], 5, "+Inf holds every observation");
+        assert!((sum - 20.00245).abs() < 1e-6, "sum {sum}");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(labels(&[("a", "x\\y\"z\nw")]), r#"{a="x\\y\"z\nw"}"#);
+    }
+
+    #[test]
+    fn golden_exposition() {
+        let m = Metrics::default();
+        m.record_request("GET", "/health/live", 200, 0.00007);
+        m.record_request("POST", "/webhook", 200, 0.003);
+        m.record_request("BREW", "other", 404, 0.0002);
+        m.record_webhook("created");
+        let mut want = String::from(
+            "# HELP http_requests_total Total HTTP requests.\n\
+             # TYPE http_requests_total counter\n\
+             http_requests_total{method=\"GET\",path=\"/health/live\",status=\"200\"} 1\n\
+             http_requests_total{method=\"POST\",path=\"/webhook\",status=\"200\"} 1\n\
+             http_requests_total{method=\"other\",path=\"other\",status=\"404\"} 1\n\
+             # HELP webhook_requests_total Webhook outcomes.\n\
+             # TYPE webhook_requests_total counter\n\
+             webhook_requests_total{result=\"created\"} 1\n\
+             webhook_requests_total{result=\"duplicate\"} 0\n\
+             webhook_requests_total{result=\"invalid_signature\"} 0\n\
+             webhook_requests_total{result=\"validation_error\"} 0\n\
+             webhook_requests_total{result=\"payload_too_large\"} 0\n\
+             webhook_requests_total{result=\"not_configured\"} 0\n\
+             webhook_requests_total{result=\"storage_error\"} 0\n\
+             # HELP request_latency_seconds Request latency in seconds.\n\
+             # TYPE request_latency_seconds histogram\n",
+        );
+        let les = [
+            "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+            "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+        ];
+        for (method, path, first_bucket, sum) in [
+            ("GET", "/health/live", 0, "0.00007"),
+            ("POST", "/webhook", 5, "0.003"),
+            ("other", "other", 1, "0.0002"),
+        ] {
+            for (i, le) in les.iter().enumerate() {
+                let n = u8::from(i >= first_bucket);
+                want += &format!(
+                    "request_latency_seconds_bucket{{method=\"{method}\",path=\"{path}\",le=\"{le}\"}} {n}\n"
+                );
+            }
+            want += &format!(
+                "request_latency_seconds_sum{{method=\"{method}\",path=\"{path}\"}} {sum}\n"
+            );
+            want += &format!(
+                "request_latency_seconds_count{{method=\"{method}\",path=\"{path}\"}} 1\n"
+            );
+        }
+        assert_eq!(m.render_service(), want);
+    }
+}

@@ -1,0 +1,58 @@
+//! The router: one `match` on (path, method), path before method, so it doubles as the endpoint
+//! list. Unknown path: 404; known path, other method: 405 with `Allow`. Health and /metrics are
+//! one-liners here; the other handlers live in `webhook` and `messages`.
+
+use crate::App;
+use crate::http::{ApiError, Reply, Req};
+use crate::{messages, metrics, webhook};
+use serde_json::json;
+
+/// Every route and its one method, in the order of the `match` below (the OpenAPI test and the
+/// metrics `path` label use this list).
+pub const ROUTES: [(&str, &str); 6] = [
+    ("/webhook", "POST"),
+    ("/messages", "GET"),
+    ("/stats", "GET"),
+    ("/health/live", "GET"),
+    ("/health/ready", "GET"),
+    ("/metrics", "GET"),
+];
+
+pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    match (req.path.as_str(), req.method.as_str()) {
+        ("/webhook", "POST") => webhook::post(app, req),
+        ("/messages", "GET") => messages::list(app, req),
+        ("/stats", "GET") => messages::stats(app, req),
+        ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),
+        ("/health/ready", "GET") => Ok(ready(app)),
+        ("/metrics", "GET") => Ok(Reply {
+            content_type: metrics::CONTENT_TYPE,
+            body: app.metrics.render().into_bytes(),
+            ..Reply::json(200, &json!(null))
+        }),
+        (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {
+            Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
+            None => Err(ApiError::NotFound),
+        },
+    }
+}
+
+/// The metrics `path` label: the route, or `other` for anything the router does not know.
+pub fn route_label(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or("other", |(p, _)| p)
+}
+
+/// Ready when a real query against the messages table succeeds and a secret is configured.
+fn ready(app: &App) -> Reply {
+    let reason = if app.store.ping().is_err() {
+        "database unavailable"
+    } else if app.config.secret.is_none() {
+        "WEBHOOK_SECRET not configured"
+    } else {
+        return Reply::json(200, &json!({"status": "ok"}));
+    };
+    Reply::json(503, &json!({"status": "not_ready", "reason": reason}))
+}

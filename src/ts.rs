@@ -1,0 +1,219 @@
+//! Timestamps: the strict form a webhook `ts` must have, the looser forms `since` accepts, and the
+//! sortable key both become.
+//!
+//! A message's `ts` is stored exactly as sent, but ordering, `since` and /stats compare instants.
+//! So every accepted timestamp is also turned into a *key*: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` in
+//! UTC with all nine fraction digits. Keys compare as plain strings in instant order, which lets
+//! SQLite sort and index them with its default (byte) collation.
+//!
+//! Left out on purpose: leap seconds (`:60`), years outside 0000..=9999, lower-case `t`/`z` in a
+//! message `ts`. Parsing is hand-written because the accepted grammar is tiny and exact; the `time`
+//! crate only checks that the date is a real calendar date and applies UTC offsets.
+
+use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
+
+/// Parses a webhook `ts`: `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, ASCII digits, upper-case `T` and `Z`,
+/// a real calendar date and time. Returns the sortable key.
+pub fn parse_message_ts(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let (dt, rest) = parse_date_time(b, false)?;
+    if rest != b"Z" {
+        return None;
+    }
+    Some(key(dt))
+}
+
+/// Parses a `since` filter: a date alone (midnight UTC), or a date-time with `Z` or a numeric offset
+/// `±HH:MM`. A space where the offset sign should be is read as `+`, because a raw `+` in a query
+/// string arrives as a space. Returns the sortable key of the instant, clamped to the key range.
+pub fn parse_since(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() == 10 {
+        let date = parse_date(b)?;
+        return Some(key(PrimitiveDateTime::new(date, Time::MIDNIGHT)));
+    }
+    let (dt, rest) = parse_date_time(b, true)?;
+    let offset = match rest {
+        b"Z" | b"z" => UtcOffset::UTC,
+        [sign @ (b'+' | b'-' | b' '), h1, h2, b':', m1, m2] => {
+            let hours = two_digits(*h1, *h2)? as i8;
+            let minutes = two_digits(*m1, *m2)? as i8;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let (h, m) = if *sign == b'-' {
+                (-hours, -minutes)
+            } else {
+                (hours, minutes)
+            };
+            UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        _ => return None,
+    };
+    let utc = dt.assume_offset(offset).to_offset(UtcOffset::UTC);
+    // An offset can push the instant out of 0000..=9999; clamp so the key still orders right.
+    Some(match utc.year() {
+        y if y < 0 => String::new(),
+        y if y > 9999 => "9999-99".to_string(),
+        _ => key(PrimitiveDateTime::new(utc.date(), utc.time())),
+    })
+}
+
+/// The current wall-clock time as RFC 3339 UTC with milliseconds: `2025-01-15T10:00:00.123Z`.
+/// Used for log lines and for the `created_at` column.
+pub fn now_utc() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+/// The sortable key of a UTC date-time.
+fn key(dt: PrimitiveDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.nanosecond()
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]`, returning the date-time and the unparsed rest.
+/// `lenient` also allows a lower-case `t` (for `since`).
+fn parse_date_time(b: &[u8], lenient: bool) -> Option<(PrimitiveDateTime, &[u8])> {
+    if b.len() < 19 {
+        return None;
+    }
+    let date = parse_date(&b[..10])?;
+    let sep_ok = b[10] == b'T' || (lenient && b[10] == b't');
+    if !sep_ok || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let hour = two_digits(b[11], b[12])?;
+    let minute = two_digits(b[14], b[15])?;
+    let second = two_digits(b[17], b[18])?;
+    let mut rest = &b[19..];
+    let mut nanos = 0u32;
+    if let Some(after_dot) = rest.strip_prefix(b".") {
+        let digits = after_dot.iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        for (i, c) in after_dot.iter().take(9).enumerate() {
+            if i < digits {
+                nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+            }
+        }
+        rest = &after_dot[digits..];
+    }
+    let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
+    Some((PrimitiveDateTime::new(date, time), rest))
+}
+
+/// `YYYY-MM-DD` exactly, as a real calendar date.
+fn parse_date(b: &[u8]) -> Option<Date> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = i32::from(two_digits(b[0], b[1])?) * 100 + i32::from(two_digits(b[2], b[3])?);
+    let month = Month::try_from(two_digits(b[5], b[6])?).ok()?;
+    Date::from_calendar_date(year, month, two_digits(b[8], b[9])?).ok()
+}
+
+/// Two ASCII digits as a number; anything else (including non-ASCII digits) is `None`.
+fn two_digits(a: u8, b: u8) -> Option<u8> {
+    if a.is_ascii_digit() && b.is_ascii_digit() {
+        Some((a - b'0') * 10 + (b - b'0'))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ts_accepts_the_strict_form_only() {
+        assert_eq!(
+            parse_message_ts("2025-01-15T10:00:00Z").as_deref(),
+            Some("2025-01-15T10:00:00.000000000Z")
+        );
+        assert_eq!(
+            parse_message_ts("2025-01-15T10:00:00.5Z").as_deref(),
+            Some("2025-01-15T10:00:00.500000000Z")
+        );
+        assert_eq!(
+            parse_message_ts("2024-02-29T23:59:59.123456789Z").as_deref(),
+            Some("2024-02-29T23:59:59.123456789Z")
+        );
+        for bad in [
+            "",
+            "2025-01-15",
+            "2025-01-15T10:00:00",
+            "2025-01-15T10:00:00z",
+            "2025-01-15t10:00:00Z",
+            "2025-01-15 10:00:00Z",
+            "2025-01-15T10:00:00+00:00",
+            "2025-02-30T10:00:00Z",
+            "2023-02-29T10:00:00Z",
+            "2025-01-15T24:00:00Z",
+            "2025-01-15T10:60:00Z",
+            "2025-01-15T10:00:60Z",
+            "2025-01-15T10:00:00.Z",
+            "2025-01-15T10:00:00.1234567890Z",
+            "2025-13-01T10:00:00Z",
+            "2025-00-01T10:00:00Z",
+            "２025-01-15T10:00:00Z",
+            "2025-01-15T10:00:00ZZ",
+            "+2025-01-15T10:00:00Z",
+        ] {
+            assert_eq!(parse_message_ts(bad), None, "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn keys_order_by_instant() {
+        let a = parse_message_ts("2025-01-15T10:00:00Z");
+        let b = parse_message_ts("2025-01-15T10:00:00.5Z");
+        let c = parse_message_ts("2025-01-15T10:00:00.05Z");
+        assert!(a < c && c < b);
+    }
+
+    #[test]
+    fn since_accepts_offsets_dates_and_the_space_for_plus() {
+        let want = Some("2025-01-15T09:30:00.000000000Z".to_string());
+        assert_eq!(parse_since("2025-01-15T15:00:00+05:30"), want);
+        assert_eq!(parse_since("2025-01-15T15:00:00 05:30"), want);
+        assert_eq!(parse_since("2025-01-15T04:30:00-05:00"), want);
+        assert_eq!(parse_since("2025-01-15T09:30:00Z"), want);
+        assert_eq!(
+            parse_since("2025-01-15").as_deref(),
+            Some("2025-01-15T00:00:00.000000000Z")
+        );
+        assert_eq!(
+            parse_since("2025-01-01T00:30:00+01:00").as_deref(),
+            Some("2024-12-31T23:30:00.000000000Z")
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2025-01-15T10:00",
+            "2025-01-15T10:00:00+5:30",
+            "2025-02-30",
+        ] {
+            assert_eq!(parse_since(bad), None, "{bad:?} must be rejected");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! POST /webhook: verify the signature over the raw body, validate the payload, store it once.
+//!
+//! Order of checks (CONTRACT.md): body cap (done by `server` before routing), secret configured,
+//! signature, JSON shape, fields, insert. Nothing is stored unless every check passes, and the
+//! signature is checked before any parsing, so an unsigned body is never even looked at.
+//!
+//! Hex decoding is ten lines here rather than a crate.
+
+use crate::App;
+use crate::http::{ApiError, FieldError, Reply, Req, hex_val};
+use crate::store::{Inserted, Message};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+/// The longest accepted `text`, in Unicode scalar values.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+pub fn post(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let secrets: Vec<&[u8]> = app.config.secret.iter().map(|s| s.as_bytes()).collect();
+    if secrets.is_empty() {
+        return Err(ApiError::NotConfigured);
+    }
+    if !verify(&secrets, req.header("x-signature"), &req.body) {
+        return Err(ApiError::InvalidSignature);
+    }
+    let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
+    let message_id = payload
+        .get("message_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let with_id = |mut reply: Reply| {
+        reply.facts.message_id = message_id.clone();
+        reply
+    };
+    let (message, ts_key) = match validate(&payload) {
+        Ok(valid) => valid,
+        Err(errors) => return Ok(with_id(ApiError::Validation(errors).into_reply())),
+    };
+    let reply = match app.store.insert(&message, &ts_key, &crate::ts::now_utc()) {
+        Ok(Inserted::New) => Reply::json(200, &json!({"status": "ok"})).with_result("created"),
+        Ok(Inserted::Duplicate) => {
+            Reply::json(200, &json!({"status": "ok"})).with_result("duplicate")
+        }
+        Err(_) => ApiError::StorageUnavailable.into_reply(),
+    };
+    Ok(with_id(reply))
+}
+
+/// True when `header` holds the HMAC-SHA256 of `body` under any of `secrets`.
+/// The header is 64 hex digits, either case, optionally prefixed `sha256=`; the comparison is
+/// constant-time (`verify_slice`).
+pub fn verify(secrets: &[&[u8]], header: Option<&str>, body: &[u8]) -> bool {
+    let Some(sig) = header.and_then(parse_signature) else {
+        return false;
+    };
+    secrets.iter().any(|secret| {
+        // new_from_slice accepts keys of any length for HMAC, so this cannot fail.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+            return false;
+        };
+        mac.update(body);
+        mac.verify_slice(&sig).is_ok()
+    })
+}
+
+/// `[sha256=]<64 hex digits>` to the 32 signature bytes.
+pub fn parse_signature(header: &str) -> Option<[u8; 32]> {
+    let h = header.trim();
+    let hex = match h.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("sha256=") => &h[7..],
+        _ => h,
+    };
+    let b = hex.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        out[i] = hex_val(pair[0])? * 16 + hex_val(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The body as a JSON object, or the single `["body"]` error FastAPI gives.
+fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        vec![FieldError {
+            kind: "json_invalid",
+            loc: vec!["body".into()],
+            msg: "JSON decode error".into(),
+            input: json!({}),
+            ctx: Some(json!({ "error": e.to_string() })),
+        }]
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(vec![FieldError {
+            kind: "model_attributes_type",
+            loc: vec!["body".into()],
+            msg: "Input should be a valid dictionary or object to extract fields from".into(),
+            input: other,
+            ctx: None,
+        }]),
+    }
+}
+
+/// Checks every field and collects every failure; on success returns the message and the sortable
+/// key of its `ts`. Unknown fields are ignored.
+pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let whole = Value::Object(p.clone());
+    let mut string = |name: &str, check: &dyn Fn(&str) -> Option<FieldError>| -> Option<String> {
+        let err = match p.get(name) {
+            None => FieldError::new("missing", name, "Field required", whole.clone()),
+            Some(Value::String(s)) => match check(s) {
+                None => return Some(s.clone()),
+                Some(e) => e,
+            },
+            Some(other) => FieldError::new(
+                "string_type",
+                name,
+                "Input should be a valid string",
+                other.clone(),
+            ),
+        };
+        errors.push(err);
+        None
+    };
+    let message_id = string("message_id", &|s| {
+        if s.is_empty() {
+            Some(
+                FieldError::new(
+                    "string_too_short",
+                    "message_id",
+                    "String should have at least 1 character",
+                    s.into(),
+                )
+                .ctx(json!({"min_length": 1})),
+            )
+        } else if s.trim().is_empty() {
+            Some(FieldError::new(
+                "value_error",
+                "message_id",
+                "Value error, message_id must not be blank",
+                s.into(),
+            ))
+        } else {
+            None
+        }
+    });
+    let from = string("from", &|s| msisdn_error("from", s));
+    let to = string("to", &|s| msisdn_error("to", s));
+    let mut ts_key = None;
+    let ts = string("ts", &|s| match crate::ts::parse_message_ts(s) {
+        Some(_) => None,
+        None => Some(FieldError::new(
+            "value_error",
+            "ts",
+            "Value error, ts must be ISO-8601 UTC like 2025-01-15T10:00:00Z",
+            s.into(),
+        )),
+    });
+    if let Some(ts) = &ts {
+        ts_key = crate::ts::parse_message_ts(ts);
+    }
+    let text = match p.get("text") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_CHARS => Some(s.clone()),
+        Some(Value::String(s)) => {
+            errors.push(
+                FieldError::new(
+                    "string_too_long",
+                    "text",
+                    "String should have at most 4096 characters",
+                    s.as_str().into(),
+                )
+                .ctx(json!({"max_length": MAX_TEXT_CHARS})),
+            );
+            None
+        }
+        Some(other) => {
+            errors.push(FieldError::new(
+                "string_type",
+                "text",
+                "Input should be a valid string",
+                other.clone(),
+            ));
+            None
+        }
+    };
+    match (message_id, from, to, ts, ts_key) {
+        (Some(message_id), Some(from), Some(to), Some(ts), Some(key)) if errors.is_empty() => Ok((
+            Message {
+                message_id,
+                from,
+                to,
+                ts,
+                text,
+            },
+            key,
+        )),
+        _ => Err(errors),
+    }
+}
+
+/// `+` then one or more ASCII digits.
+fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
+    let ok = s
+        .strip_prefix('+')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
+    (!ok).then(|| {
+        FieldError::new(
+            "string_pattern_mismatch",
+            field,
+            "String should match pattern '^\\+[0-9]+$'",
+            s.into(),
+        )
+        .ctx(json!({"pattern": "^\\+[0-9]+$"}))
+    })
+}
+
+impl FieldError {
+    /// An error on body field `field`.
+    fn new(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+        FieldError {
+            kind,
+            loc: vec!["body".into(), field.into()],
+            msg: msg.into(),
+            input,
+            ctx: None,
+        }
+    }
+
+    fn ctx(mut self, ctx: Value) -> FieldError {
+        self.ctx = Some(ctx);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
+        mac.update(body);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn check(body: &str) -> Result<(Message, String), Vec<FieldError>> {
+        let v: Value = serde_json::from_str(body).expect("test JSON");
+        validate(v.as_object().expect("object"))
+    }
+
+    fn failing_fields(body: &str) -> Vec<String> {
+        check(body)
+            .expect_err("must fail")
+            .iter()
+            .map(|e| e.loc[1].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn signature_forms() {
+        let sig = sign(b"k", b"body");
+        assert!(verify(&[b"k"], Some(&sig), b"body"));
+        assert!(verify(&[b"k"], Some(&sig.to_uppercase()), b"body"));
+        assert!(verify(&[b"k"], Some(&format!("sha256={sig}")), b"body"));
+        assert!(
+            verify(&[b"old", b"k"], Some(&sig), b"body"),
+            "any configured secret"
+        );
+        assert!(
+            !verify(&[b"k"], Some(&sig), b"body "),
+            "raw bytes, whitespace counts"
+        );
+        assert!(!verify(&[b"x"], Some(&sig), b"body"));
+        assert!(!verify(&[b"k"], None, b"body"));
+        assert!(!verify(&[b"k"], Some(""), b"body"));
+        assert!(!verify(&[b"k"], Some(&sig[..62]), b"body"));
+        assert!(!verify(
+            &[b"k"],
+            Some(&format!("{}zz", &sig[..62])),
+            b"body"
+        ));
+        assert!(!verify(&[b"k"], Some(&format!("md5={sig}")), b"body"));
+    }
+
+    #[test]
+    fn valid_payloads() {
+        let (m, key) = check(r#"{"message_id":"m1","from":"+91","to":"+1","ts":"2025-01-15T10:00:00Z","text":"hi","extra":1}"#)
+            .expect("valid");
+        assert_eq!(
+            (m.message_id.as_str(), m.text.as_deref()),
+            ("m1", Some("hi"))
+        );
+        assert_eq!(key, "2025-01-15T10:00:00.000000000Z");
+        let (m, _) = check(
+            r#"{"message_id":"m1","from":"+91","to":"+1","ts":"2025-01-15T10:00:00Z","text":null}"#,
+        )
+        .expect("null text");
+        assert_eq!(m.text, None);
+        let long = "é".repeat(MAX_TEXT_CHARS);
+        let body =
+            json!({"message_id":"m","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":long});
+        assert!(
+            validate(body.as_object().expect("object")).is_ok(),
+            "4096 scalar values, 8192 bytes"
+        );
+    }
+
+    #[test]
+    fn every_failing_field_is_named() {
+        assert_eq!(failing_fields("{}"), ["message_id", "from", "to", "ts"]);
+        assert_eq!(
+            failing_fields(
+                r#"{"message_id":1,"from":"919","to":"+1a","ts":"2025-01-15","text":5}"#
+            ),
+            ["message_id", "from", "to", "ts", "text"]
+        );
+        assert_eq!(
+            failing_fields(r#"{"message_id":" ","from":"+","to":"+١٢","ts":"x"}"#),
+            ["message_id", "from", "to", "ts"]
+        );
+        let too_long = json!({"message_id":"m","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"a".repeat(4097)});
+        let errs = validate(too_long.as_object().expect("object")).expect_err("too long");
+        assert_eq!((errs[0].kind, errs.len()), ("string_too_long", 1));
+    }
+
+    #[test]
+    fn body_shape() {
+        assert_eq!(
+            parse_body(b"[1]").expect_err("array")[0].kind,
+            "model_attributes_type"
+        );
+        assert_eq!(
+            parse_body(b"{\"a\":").expect_err("cut")[0].kind,
+            "json_invalid"
+        );
+        assert_eq!(
+            parse_body(b"{\"a\":\"\xff\"}").expect_err("utf-8")[0].kind,
+            "json_invalid"
+        );
+        assert!(parse_body(b" {} ").is_ok());
+    }
+}

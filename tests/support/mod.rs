@@ -1,0 +1,254 @@
+//! Test support: start the real service with `start()` on port 0 and its own SQLite file, and a
+//! raw HTTP/1.1 client over a real socket. Written by hand so the tests depend on nothing but the
+//! crate's own dependencies.
+#![allow(dead_code)]
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use webhook_api::config::Config;
+use webhook_api::log::Logger;
+
+pub const SECRET: &str = "testsecret";
+
+/// A fresh, empty folder for one test (unique per process and call).
+pub fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join("webhook-api-tests").join(format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// The log lines a test server wrote.
+#[derive(Clone, Default)]
+pub struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("log lock").clone()).expect("logs are UTF-8")
+    }
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+            .collect()
+    }
+}
+
+pub struct TestServer {
+    running: Option<webhook_api::Running>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub logs: LogBuf,
+}
+
+impl TestServer {
+    /// A server with the test secret, on a new database.
+    pub fn start() -> TestServer {
+        TestServer::start_in(temp_dir(), &[("WEBHOOK_SECRET", SECRET)])
+    }
+
+    /// A server on `dir/app.db` with these extra variables (PORT=0 and DEBUG logs unless given).
+    pub fn start_in(dir: PathBuf, vars: &[(&str, &str)]) -> TestServer {
+        let db = format!("sqlite:///{}", dir.join("app.db").display());
+        let mut all: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), db),
+            ("PORT".into(), "0".into()),
+            ("LOG_LEVEL".into(), "DEBUG".into()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|name| {
+            all.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test config is valid");
+        let logs = LogBuf::default();
+        let running = webhook_api::start(
+            config.clone(),
+            Logger::new(config.log_level, Box::new(logs.clone())),
+        )
+        .expect("server starts");
+        let addr = SocketAddr::from(([127, 0, 0, 1], running.addr().port()));
+        TestServer {
+            running: Some(running),
+            addr,
+            dir,
+            logs,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database file.
+    pub fn restart(mut self, vars: &[(&str, &str)]) -> TestServer {
+        self.stop();
+        TestServer::start_in(self.dir.clone(), vars)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop();
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        request(self.addr, "GET", path, &[], b"")
+    }
+
+    /// POST /webhook with `body` signed by the test secret.
+    pub fn post_signed(&self, body: &str) -> Resp {
+        let sig = sign(SECRET, body.as_bytes());
+        request(
+            self.addr,
+            "POST",
+            "/webhook",
+            &[("Content-Type", "application/json"), ("X-Signature", &sig)],
+            body.as_bytes(),
+        )
+    }
+
+    /// Posts a valid message and asserts it was accepted.
+    pub fn put(&self, id: &str, from: &str, ts: &str, text: Option<&str>) {
+        let body = serde_json::json!({"message_id": id, "from": from, "to": "+14155550100", "ts": ts, "text": text});
+        let r = self.post_signed(&body.to_string());
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The hex HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "JSON content type"
+        );
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One request on a new connection (`Connection: close`), read to the end.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += &format!("Content-Length: {}\r\n\r\n", body.len());
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    parse_response(&exchange(addr, &raw)).expect("a well-formed HTTP response")
+}
+
+/// Sends raw bytes and returns everything the server sends back until it closes (or 10 s pass).
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = s.write_all(raw);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// Parses one HTTP/1.1 response (Content-Length, chunked, or to the end).
+pub fn parse_response(raw: &[u8]) -> Option<Resp> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let body = if find("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut r = rest;
+        loop {
+            let nl = r.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&r[..nl]).ok()?.trim(), 16).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(r.get(nl + 2..nl + 2 + size)?);
+            r = &r[nl + 4 + size..];
+        }
+        body
+    } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        rest.get(..n)?.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
+}
