@@ -9,7 +9,7 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -72,6 +72,30 @@ impl Logger {
     }
 }
 
+/// An in-memory sink, for tests that read what was logged. Clones share one buffer.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// Everything written so far (lossy if a writer sent invalid UTF-8, which ours never do).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One log line under construction: `ts` and `level` first, then fields in the order added.
 pub struct Line {
     level: Level,
@@ -114,24 +138,10 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    /// A `Write` that appends to a shared buffer.
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("test lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn lines_are_json_and_filtered() {
-        let buf = Buf::default();
+        let buf = Capture::default();
         let log = Logger::new(Level::Info, Box::new(buf.clone()));
         log.write(Line::new(Level::Debug).str("x", "dropped"));
         log.write(
@@ -140,7 +150,7 @@ mod tests {
                 .raw("status", 404)
                 .raw("dup", false),
         );
-        let text = String::from_utf8(buf.0.lock().expect("test lock").clone()).expect("utf-8");
+        let text = buf.text();
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(text.trim_end()).expect("valid JSON");
         assert_eq!(v["level"], "WARNING");

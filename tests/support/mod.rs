@@ -3,16 +3,14 @@
 //! crate's own dependencies.
 #![allow(dead_code)]
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webhook_api::config::Config;
-use webhook_api::log::Logger;
+use webhook_api::log::{Capture, Logger};
 
 pub const SECRET: &str = "testsecret";
 
@@ -31,21 +29,11 @@ pub fn temp_dir() -> PathBuf {
 
 /// The log lines a test server wrote.
 #[derive(Clone, Default)]
-pub struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub struct LogBuf(pub Capture);
 
 impl LogBuf {
     pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("log lock").clone()).expect("logs are UTF-8")
+        self.0.text()
     }
     pub fn lines(&self) -> Vec<Value> {
         self.text()
@@ -87,7 +75,7 @@ impl TestServer {
         let logs = LogBuf::default();
         let running = webhook_api::start(
             config.clone(),
-            Logger::new(config.log_level, Box::new(logs.clone())),
+            Logger::new(config.log_level, Box::new(logs.0.clone())),
         )
         .expect("server starts");
         let addr = SocketAddr::from(([127, 0, 0, 1], running.addr().port()));
@@ -143,13 +131,7 @@ impl Drop for TestServer {
 
 /// The hex HMAC-SHA256 of `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    webhook_api::webhook::sign_hex(secret.as_bytes(), body)
 }
 
 /// A parsed HTTP response.
