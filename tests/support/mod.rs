@@ -234,3 +234,103 @@ pub fn parse_response(raw: &[u8]) -> Option<Resp> {
         body,
     })
 }
+
+impl TestServer {
+    /// The /metrics samples as `series -> value`, the series written exactly as rendered
+    /// (`name{a="x",b="y"}`); a missing series reads as 0.
+    pub fn metrics(&self) -> Metrics {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200);
+        Metrics(
+            r.text()
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(|l| {
+                    let (series, value) = l.rsplit_once(' ').expect("sample line");
+                    (series.to_string(), value.parse().expect("numeric sample"))
+                })
+                .collect(),
+        )
+    }
+}
+
+pub struct Metrics(pub std::collections::BTreeMap<String, f64>);
+
+impl Metrics {
+    pub fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+}
+
+/// The real binary, started with these variables, stdout captured line by line.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Binary {
+    pub fn start(vars: &[(&str, &str)]) -> Binary {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .env_clear()
+            .env("PORT", "0")
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a start-up line");
+        let v: Value = serde_json::from_str(&first).expect("start-up line is JSON");
+        let port = v["port"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("start-up line names the port: {first}"))
+            as u16;
+        Binary {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            lines,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most 10 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -TERM");
+        for _ in 0..1000 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no exit within 10 s of SIGTERM");
+    }
+
+    /// Every stdout line received so far (after the start-up line).
+    pub fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
