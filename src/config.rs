@@ -31,6 +31,25 @@ pub struct Config {
     pub workers: usize,
     /// `MAX_BODY_BYTES`, the largest accepted request body. Defaults to 65536; 1..=16 MiB.
     pub max_body_bytes: usize,
+    /// `WEBHOOK_SECRET_PREVIOUS`, a second accepted HMAC key while senders move to a new one.
+    /// Defaults to none. Ignored while `WEBHOOK_SECRET` is unset.
+    pub secret_previous: Option<String>,
+    /// `MAX_HEADER_BYTES`, request line plus headers. Defaults to 8192; 256..=1 MiB.
+    pub max_header_bytes: usize,
+    /// `MAX_CONNECTIONS`, open connections (served plus queued); past it new ones get a quick
+    /// 503 and are closed. Defaults to 512; 1..=65536.
+    pub max_connections: usize,
+    /// `IDLE_TIMEOUT_MS`, how long a keep-alive connection may wait for its next request.
+    /// Defaults to 5000; 1..=3600000.
+    pub idle_timeout_ms: u64,
+    /// `READ_TIMEOUT_MS`, the longest silence while a request is being received. Defaults to
+    /// 5000; 1..=3600000.
+    pub read_timeout_ms: u64,
+    /// `REQUEST_TIMEOUT_MS`, the deadline for receiving a whole request (head and body) from its
+    /// first byte. Defaults to 10000; 1..=3600000.
+    pub request_timeout_ms: u64,
+    /// `WRITE_TIMEOUT_MS`, the longest a response write may block. Defaults to 5000; 1..=3600000.
+    pub write_timeout_ms: u64,
 }
 
 impl Config {
@@ -57,9 +76,18 @@ impl Config {
             port: number(&get, "PORT", 8000, 0, u16::MAX as usize)? as u16,
             workers: number(&get, "WORKERS", 4, 1, 256)?,
             max_body_bytes: number(&get, "MAX_BODY_BYTES", 65536, 1, 16 << 20)?,
+            secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
+            max_header_bytes: number(&get, "MAX_HEADER_BYTES", 8192, 256, 1 << 20)?,
+            max_connections: number(&get, "MAX_CONNECTIONS", 512, 1, 65536)?,
+            idle_timeout_ms: number(&get, "IDLE_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
+            read_timeout_ms: number(&get, "READ_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
+            request_timeout_ms: number(&get, "REQUEST_TIMEOUT_MS", 10000, 1, HOUR_MS)? as u64,
+            write_timeout_ms: number(&get, "WRITE_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
         })
     }
 }
+
+const HOUR_MS: usize = 3_600_000;
 
 /// An integer variable within `min..=max`, or `default` when unset.
 fn number(

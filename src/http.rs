@@ -157,6 +157,9 @@ pub enum ApiError {
     StorageUnavailable,
     /// A handler panicked.
     Internal,
+    /// The request could not be read as HTTP (malformed, too large a head, timed out): the
+    /// status and a short reason from the transport.
+    Protocol(u16, &'static str),
 }
 
 impl ApiError {
@@ -196,6 +199,7 @@ impl ApiError {
                 detail(503, "storage unavailable").with_result("storage_error")
             }
             ApiError::Internal => detail(500, "internal error"),
+            ApiError::Protocol(status, why) => detail(status, why),
         }
     }
 }

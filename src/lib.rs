@@ -8,6 +8,7 @@
 //! - `router`   the one `match` on (path, method); health and /metrics.
 //! - `webhook`  POST /webhook: signature, validation, insert.
 //! - `messages` GET /messages and GET /stats.
+//! - `wire`     HTTP/1.1 framing: read a request head and body within caps, write a response.
 //! - `http`     our request/reply types, `ApiError` and its single mapping to HTTP.
 //! - `store`    SQLite: schema, insert (new/duplicate), list, stats. No HTTP types.
 //! - `ts`       timestamp grammar and the sortable instant key.
@@ -27,6 +28,7 @@ pub mod server;
 pub mod store;
 pub mod ts;
 pub mod webhook;
+pub mod wire;
 
 use config::{Config, DbLocation};
 use log::{Level, Line, Logger};

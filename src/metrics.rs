@@ -67,6 +67,8 @@ pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     webhook: [AtomicU64; WEBHOOK_RESULTS.len()],
     latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
+    /// Connections turned away at accept because `MAX_CONNECTIONS` were open.
+    pub rejected_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -147,6 +149,17 @@ impl Metrics {
                 cumulative[BUCKETS.len()]
             );
         }
+        family(
+            &mut out,
+            "http_connections_rejected_total",
+            "counter",
+            "Connections refused because MAX_CONNECTIONS were open.",
+        );
+        let _ = writeln!(
+            out,
+            "http_connections_rejected_total {}",
+            self.rejected_connections.load(Relaxed)
+        );
         out
     }
 }
@@ -331,6 +344,9 @@ mod tests {
                 "request_latency_seconds_count{{method=\"{method}\",path=\"{path}\"}} 1\n"
             );
         }
+        want += "# HELP http_connections_rejected_total Connections refused because MAX_CONNECTIONS were open.\n\
+                 # TYPE http_connections_rejected_total counter\n\
+                 http_connections_rejected_total 0\n";
         assert_eq!(m.render_service(), want);
     }
 }

@@ -1,55 +1,130 @@
-//! The server: a fixed pool of worker threads sharing one tiny_http listener, and the envelope
-//! every request goes through: `handle` routes (catching panics), then counts and logs.
+//! The server: an accept thread, a bounded hand-off queue, a fixed pool of workers, and
+//! `handle`, the envelope every request goes through (route with panics caught, count, log).
 //!
-//! tiny_http is seen only in this file. Its limits are known and accepted for this first cut: it
-//! has no read timeouts and aborts on absurd Content-Length values; the reliability work replaces
-//! the transport behind `handle`, which stays as it is.
+//! Our own HTTP/1.1 layer over `std::net` (framing is in `wire`). Thread-per-request: a worker
+//! owns one connection at a time and serves its keep-alive and pipelined requests. What keeps it
+//! standing under hostile clients:
+//!
+//! - **Caps** on open connections (past `MAX_CONNECTIONS` a new one gets an immediate 503 and is
+//!   closed, never queued without bound), request line, headers and body (see `wire`).
+//! - **Timeouts** on every socket operation: `READ_TIMEOUT_MS` of silence or `REQUEST_TIMEOUT_MS`
+//!   in total while a request arrives (then 408 and close), `WRITE_TIMEOUT_MS` per write,
+//!   `IDLE_TIMEOUT_MS` between keep-alive requests.
+//! - **Fairness**: when connections are waiting in the queue, a worker whose connection has no
+//!   request ready puts it back at the end of the queue and takes the next one, so a few idle
+//!   keep-alive clients cannot hold every worker.
+//! - **Accept errors** (e.g. out of file descriptors) are logged and retried after a pause; the
+//!   accept loop never ends before `stop()`.
+//! - A panic anywhere in a worker costs one request (500) or one connection, never the worker.
 
 use crate::http::{ApiError, Reply, Req};
 use crate::log::{Level, Line};
+use crate::wire::{self, Limits, Parse};
 use crate::{App, router};
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The listener and its workers.
+/// How long an idle worker waits on its connection before checking the queue and the stop flag.
+const IDLE_SLICE: Duration = Duration::from_millis(50);
+/// The same, when other connections are waiting for a worker.
+const BUSY_SLICE: Duration = Duration::from_millis(1);
+/// The most header lines a request may have.
+const MAX_HEADERS: usize = 100;
+
+/// The listener and its threads.
 pub struct Server {
-    http: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
     addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// What the accept thread and the workers share.
+struct Shared {
+    stopping: AtomicBool,
+    /// Connections accepted and not yet closed (served or queued).
+    open: Arc<AtomicUsize>,
+    /// Connections waiting in the queue for a worker.
+    queued: AtomicUsize,
+    queue: SyncSender<Conn>,
+    limits: Limits,
+}
+
+/// One client connection: its socket, the bytes received and not yet consumed (part of a
+/// request, or pipelined requests), and its timers.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// When the first byte of the request now in `buf` arrived (`None` while idle).
+    request_started: Option<Instant>,
+    /// When bytes last arrived, or the last response was sent.
+    last_active: Instant,
+    /// `100 Continue` was sent for the request now in `buf`.
+    continue_sent: bool,
+    _open: OpenGuard,
+}
+
+/// Decrements the open-connection count when the connection is dropped, however that happens.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
 }
 
 impl Server {
-    /// Binds `0.0.0.0:port` and starts `app.config.workers` threads.
+    /// Binds `0.0.0.0:PORT` and starts the accept thread and `WORKERS` workers.
     pub fn start(app: Arc<App>) -> Result<Server, String> {
-        let http =
-            tiny_http::Server::http(("0.0.0.0", app.config.port)).map_err(|e| e.to_string())?;
-        let addr = http
-            .server_addr()
-            .to_ip()
-            .ok_or("listener has no IP address")?;
-        let http = Arc::new(http);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let workers = (0..app.config.workers)
+        let c = &app.config;
+        let listener = TcpListener::bind(("0.0.0.0", c.port)).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The queue can hold every open connection, so putting one back never blocks.
+        let (queue, rx) = sync_channel(c.max_connections);
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            open: Arc::new(AtomicUsize::new(0)),
+            queued: AtomicUsize::new(0),
+            queue,
+            limits: Limits {
+                max_request_line: c.max_header_bytes,
+                max_head: c.max_header_bytes,
+                max_headers: MAX_HEADERS,
+                max_body: c.max_body_bytes,
+            },
+        });
+        let rx = Arc::new(Mutex::new(rx));
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| e.to_string())
+        };
+        let workers = (0..c.workers)
             .map(|i| {
-                let (app, http, stopping) =
-                    (Arc::clone(&app), Arc::clone(&http), Arc::clone(&stopping));
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || work(&app, &http, &stopping))
-                    .map_err(|e| e.to_string())
+                let (app, shared, rx) = (Arc::clone(&app), Arc::clone(&shared), Arc::clone(&rx));
+                spawn(
+                    format!("worker-{i}"),
+                    Box::new(move || work(&app, &shared, &rx)),
+                )
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let (app2, shared2) = (Arc::clone(&app), Arc::clone(&shared));
+        let acceptor = spawn(
+            "accept".into(),
+            Box::new(move || accept(&app2, &shared2, &listener)),
+        )?;
         Ok(Server {
-            http,
-            workers,
-            stopping,
             addr,
+            shared,
+            acceptor,
+            workers,
         })
     }
 
@@ -57,82 +132,308 @@ impl Server {
         self.addr
     }
 
-    /// Stops taking requests, lets each worker finish the one it is serving, and joins them.
+    /// Stops accepting, lets the workers finish the requests in flight (and those already
+    /// received on queued connections), and joins every thread.
     pub fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // One unblock per waiting worker (each call releases one recv()).
-        for _ in &self.workers {
-            self.http.unblock();
-        }
+        self.shared.stopping.store(true, SeqCst);
+        // Wake the accept thread, blocked in accept(), with a connection of our own.
+        let _ = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], self.addr.port())),
+            Duration::from_secs(1),
+        );
+        let _ = self.acceptor.join();
+        // The accept thread's end dropped nothing the workers need: they stop once the queue is
+        // empty and the stop flag is set.
         for w in self.workers {
             let _ = w.join();
         }
     }
 }
 
-/// A worker's loop: take a request, read its body within the cap, answer it.
-fn work(app: &App, http: &tiny_http::Server, stopping: &AtomicBool) {
-    while !stopping.load(Ordering::SeqCst) {
-        let Ok(mut rq) = http.recv() else { continue };
-        let started = Instant::now();
-        let cap = app.config.max_body_bytes;
-        let (path, query) = rq.url().split_once('?').unwrap_or((rq.url(), ""));
-        let mut req = Req {
-            method: rq.method().as_str().to_string(),
-            path: path.to_string(),
-            query: query.to_string(),
-            headers: rq
-                .headers()
-                .iter()
-                .map(|h| {
-                    (
-                        h.field.as_str().as_str().to_ascii_lowercase(),
-                        h.value.as_str().to_string(),
-                    )
-                })
-                .collect(),
-            body: Vec::new(),
+/// The accept loop: admit a connection if under the cap, else answer 503 and close it.
+fn accept(app: &App, shared: &Shared, listener: &TcpListener) {
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(SeqCst) {
+            return;
+        }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: keep listening; the condition passes when connections close.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                    app.log.write(
+                        Line::new(Level::Error)
+                            .str("event", "accept_error")
+                            .str("error", &e.to_string()),
+                    );
+                    last_error_log = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
         };
-        let mut oversized = rq.body_length().is_some_and(|n| n > cap);
-        if !oversized {
-            // Read at most cap + 1 bytes: one more than allowed proves the body is too large.
-            let read = rq
-                .as_reader()
-                .take(cap as u64 + 1)
-                .read_to_end(&mut req.body);
-            oversized = req.body.len() > cap;
-            if read.is_err() {
-                continue; // the client went away mid-body: nobody to answer
+        let c = &app.config;
+        if shared.open.load(SeqCst) >= c.max_connections {
+            app.metrics.rejected_connections.fetch_add(1, SeqCst);
+            refuse(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(c.write_timeout_ms)));
+        shared.open.fetch_add(1, SeqCst);
+        let conn = Conn {
+            stream,
+            buf: Vec::new(),
+            request_started: None,
+            last_active: Instant::now(),
+            continue_sent: false,
+            _open: OpenGuard(Arc::clone(&shared.open)),
+        };
+        shared.queued.fetch_add(1, SeqCst);
+        if shared.queue.try_send(conn).is_err() {
+            shared.queued.fetch_sub(1, SeqCst); // cannot happen: the queue holds max_connections
+        }
+    }
+}
+
+/// Past the connection cap: a quick 503 the client can read, then close. Never blocks long.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let body = br#"{"detail":"too many connections"}"#;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(body);
+}
+
+/// A worker: take the next connection from the queue and serve it until it closes, goes idle
+/// too long, or should make room for a waiting one.
+fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Conn>>) {
+    loop {
+        let next = {
+            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            rx.recv_timeout(IDLE_SLICE)
+        };
+        let Ok(conn) = next else {
+            if shared.stopping.load(SeqCst) && shared.queued.load(SeqCst) == 0 {
+                return;
+            }
+            continue;
+        };
+        shared.queued.fetch_sub(1, SeqCst);
+        // A bug in the framing code must cost this connection, not the worker.
+        let kept = catch_unwind(AssertUnwindSafe(|| serve(app, shared, conn)))
+            .ok()
+            .flatten();
+        if let Some(conn) = kept {
+            shared.queued.fetch_add(1, SeqCst);
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                shared.queue.try_send(conn)
+            {
+                shared.queued.fetch_sub(1, SeqCst);
             }
         }
-        let reply = handle(app, &req, oversized, started);
-        let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-        let headers = reply.headers.iter().map(|(k, v)| (*k, v.as_str()));
-        for (k, v) in [("Content-Type", reply.content_type)]
-            .into_iter()
-            .chain(headers)
+    }
+}
+
+/// Serves requests on `conn`. Returns the connection when it should go back to the queue
+/// (others are waiting and it has no complete request), `None` when it is done and closed.
+///
+/// The worker never blocks on one client for long: it reads in short slices, and between slices
+/// it parses what has arrived. A slow or stalled client is rotated out while others wait, and
+/// closed (408) when its request deadline or read timeout passes.
+fn serve(app: &App, shared: &Shared, mut conn: Conn) -> Option<Conn> {
+    let c = &app.config;
+    let (idle_timeout, read_timeout, request_timeout) = (
+        Duration::from_millis(c.idle_timeout_ms),
+        Duration::from_millis(c.read_timeout_ms),
+        Duration::from_millis(c.request_timeout_ms),
+    );
+    let mut chunk = [0u8; 8192];
+    loop {
+        let started = conn.request_started.unwrap_or_else(Instant::now);
+        let (reply, close, head_only, http_1_0) =
+            match wire::parse_request(&conn.buf, &shared.limits) {
+                Parse::Done {
+                    head,
+                    body,
+                    consumed,
+                } => {
+                    conn.buf.drain(..consumed);
+                    let (keep_alive, http_1_0) = (head.keep_alive, head.minor == 0);
+                    let req = to_req(head.method, &head.target, head.headers, body);
+                    (
+                        handle(app, &req, None, started),
+                        !keep_alive,
+                        req.method == "HEAD",
+                        http_1_0,
+                    )
+                }
+                Parse::Failed { head, error } => {
+                    let Some((status, detail)) = error.status() else {
+                        return None;
+                    };
+                    let req = head
+                        .map(|h| to_req(h.method, &h.target, h.headers, Vec::new()))
+                        .unwrap_or_default();
+                    let early = if status == 413 {
+                        ApiError::PayloadTooLarge
+                    } else {
+                        ApiError::Protocol(status, detail)
+                    };
+                    (handle(app, &req, Some(early), started), true, false, false)
+                }
+                Parse::Incomplete { expect_continue } => {
+                    if expect_continue && !conn.continue_sent {
+                        conn.continue_sent = true;
+                        let _ = (&conn.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    match receive(
+                        shared,
+                        &mut conn,
+                        &mut chunk,
+                        idle_timeout,
+                        read_timeout,
+                        request_timeout,
+                    ) {
+                        Received::More => continue,
+                        Received::Rotate => return Some(conn),
+                        Received::Closed => return None,
+                        Received::TimedOut => {
+                            let reply = handle(
+                                app,
+                                &Req::default(),
+                                Some(ApiError::Protocol(408, "request timeout")),
+                                started,
+                            );
+                            (reply, true, false, false)
+                        }
+                    }
+                }
+            };
+        let close = close || shared.stopping.load(SeqCst);
+        let resp = wire::Response {
+            status: reply.status,
+            content_type: reply.content_type,
+            headers: &reply.headers,
+            body: &reply.body,
+            close,
+            keep_alive_1_0: http_1_0 && !close,
+            head_only,
+        };
+        if wire::write_response(&mut &conn.stream, &resp).is_err() || close {
+            return None;
+        }
+        conn.last_active = Instant::now();
+        conn.request_started = (!conn.buf.is_empty()).then_some(conn.last_active);
+        conn.continue_sent = false;
+        // Others are waiting and no next request is here yet: let them have this worker.
+        if conn.buf.is_empty() && shared.queued.load(SeqCst) > 0 {
+            return Some(conn);
+        }
+    }
+}
+
+/// What one read slice brought.
+enum Received {
+    More,
+    Rotate,
+    Closed,
+    TimedOut,
+}
+
+/// Reads once, waiting at most a slice (shorter when others wait or the deadline is near).
+fn receive(
+    shared: &Shared,
+    conn: &mut Conn,
+    chunk: &mut [u8],
+    idle_timeout: Duration,
+    read_timeout: Duration,
+    request_timeout: Duration,
+) -> Received {
+    let now = Instant::now();
+    let silence = now.saturating_duration_since(conn.last_active);
+    let limit = match conn.request_started {
+        // Mid-request: the total deadline and the longest silence both apply.
+        Some(started) => (started + request_timeout)
+            .saturating_duration_since(now)
+            .min(read_timeout.saturating_sub(silence)),
+        // Idle between requests: close when the idle timeout passes or the server stops.
+        None if shared.stopping.load(SeqCst) => return Received::Closed,
+        None => idle_timeout.saturating_sub(silence),
+    };
+    if limit.is_zero() {
+        return if conn.request_started.is_some() {
+            Received::TimedOut
+        } else {
+            Received::Closed
+        };
+    }
+    let slice = if shared.queued.load(SeqCst) > 0 || shared.stopping.load(SeqCst) {
+        BUSY_SLICE
+    } else {
+        IDLE_SLICE
+    };
+    if conn
+        .stream
+        .set_read_timeout(Some(slice.min(limit)))
+        .is_err()
+    {
+        return Received::Closed;
+    }
+    match conn.stream.read(chunk) {
+        Ok(0) => Received::Closed,
+        Ok(n) => {
+            conn.buf.extend_from_slice(&chunk[..n]);
+            conn.last_active = Instant::now();
+            conn.request_started.get_or_insert(conn.last_active);
+            Received::More
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
         {
-            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                resp.add_header(h);
+            if shared.queued.load(SeqCst) > 0 {
+                Received::Rotate
+            } else {
+                Received::More
             }
         }
-        let _ = rq.respond(resp);
+        Err(_) => Received::Closed,
+    }
+}
+
+/// Our request value from a parsed head and body.
+fn to_req(method: String, target: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Req {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    Req {
+        method,
+        path: path.into(),
+        query: query.into(),
+        headers,
+        body,
     }
 }
 
 /// The path every request takes once read: route (a panic costs this request a 500, nothing
-/// more), then stamp the request id, count and log. `oversized` short-cuts to 413.
-pub fn handle(app: &App, req: &Req, oversized: bool, started: Instant) -> Reply {
+/// more), then stamp the request id, count and log. `early` is an answer decided before routing
+/// (body too large, malformed request).
+pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -> Reply {
     let request_id = uuid::Uuid::new_v4().to_string();
     let route = router::route_label(&req.path);
-    let mut reply = if oversized {
-        ApiError::PayloadTooLarge.into_reply()
-    } else {
-        match catch_unwind(AssertUnwindSafe(|| router::route(app, req))) {
+    let mut reply = match early {
+        Some(e) => e.into_reply(),
+        None => match catch_unwind(AssertUnwindSafe(|| router::route(app, req))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => e.into_reply(),
             Err(_) => ApiError::Internal.into_reply(),
-        }
+        },
     };
     let seconds = started.elapsed().as_secs_f64();
     app.metrics

@@ -17,10 +17,15 @@ use sha2::Sha256;
 pub const MAX_TEXT_CHARS: usize = 4096;
 
 pub fn post(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let secrets: Vec<&[u8]> = app.config.secret.iter().map(|s| s.as_bytes()).collect();
-    if secrets.is_empty() {
+    let Some(secret) = &app.config.secret else {
         return Err(ApiError::NotConfigured);
-    }
+    };
+    // The previous secret, if set, is accepted too, so senders can move to a new key one by one.
+    let secrets: Vec<&[u8]> = [Some(secret), app.config.secret_previous.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_bytes())
+        .collect();
     if !verify(&secrets, req.header("x-signature"), &req.body) {
         return Err(ApiError::InvalidSignature);
     }

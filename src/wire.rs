@@ -1,0 +1,699 @@
+//! HTTP/1.1 framing: read one request head and body from a buffered stream, write one response.
+//! Pure functions over `BufRead`/`Write`; the sockets, timeouts and threads live in `server`.
+//!
+//! Strict on purpose, because anything ambiguous is how requests get smuggled or servers get
+//! exhausted: a body is framed by exactly one valid `Content-Length`, or by `chunked` alone;
+//! both, several lengths, an unparsable length, obsolete line folding or a space before a
+//! header's colon are a 400. Every read is capped: the request line (414), the header block and
+//! the number of headers (431), chunk-size lines, and the body (413, answered before reading it
+//! when the length is declared).
+//!
+//! Left out on purpose: TLS, upgrades (WebSocket, h2c), request trailers' contents (read and
+//! dropped), `Transfer-Encoding` codings other than `chunked` (501), absolute-form targets.
+
+use std::io::{self, BufRead, Read, Write};
+
+/// Caps on what one request may send.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes in the request line, CRLF included.
+    pub max_request_line: usize,
+    /// Bytes in the request line plus all header lines.
+    pub max_head: usize,
+    /// Number of header lines.
+    pub max_headers: usize,
+    /// Bytes of body (declared or, for chunked, received).
+    pub max_body: usize,
+}
+
+/// Why a request could not be read. `status()` is what the client is told, if anything.
+#[derive(Debug)]
+pub enum WireError {
+    /// The peer closed (or reset) the connection: nobody to answer.
+    Closed,
+    /// The peer stopped sending mid-request (or the request deadline passed): 408.
+    Timeout,
+    /// Malformed or ambiguous framing: 400.
+    Bad(&'static str),
+    /// The request line is over its cap: 414.
+    UriTooLong,
+    /// The header block or header count is over its cap: 431.
+    HeadTooLarge,
+    /// The body is over its cap: 413.
+    BodyTooLarge,
+    /// A transfer coding we do not implement: 501.
+    NotImplemented,
+    /// Not HTTP/1.0 or HTTP/1.1: 505.
+    Version,
+}
+
+impl WireError {
+    /// The status to answer with and a short detail; `None` when there is nobody to answer.
+    pub fn status(&self) -> Option<(u16, &'static str)> {
+        Some(match self {
+            WireError::Closed => return None,
+            WireError::Timeout => (408, "request timeout"),
+            WireError::Bad(why) => (400, why),
+            WireError::UriTooLong => (414, "request line too long"),
+            WireError::HeadTooLarge => (431, "request header fields too large"),
+            WireError::BodyTooLarge => (413, "payload too large"),
+            WireError::NotImplemented => (501, "transfer coding not implemented"),
+            WireError::Version => (505, "HTTP version not supported"),
+        })
+    }
+
+    fn from_io(e: io::Error) -> WireError {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => WireError::Timeout,
+            _ => WireError::Closed,
+        }
+    }
+}
+
+/// How the body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct Head {
+    pub method: String,
+    /// The request target as sent (`/path?query`).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header names lower-cased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+}
+
+/// Reads one request head. Up to a few empty lines before the request line are skipped, as
+/// RFC 9112 suggests (some clients send a stray CRLF after a body).
+pub fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, WireError> {
+    let mut line = Vec::new();
+    for _ in 0..4 {
+        read_line(r, &mut line, limits.max_request_line, WireError::UriTooLong)?;
+        if !line.is_empty() {
+            break;
+        }
+    }
+    let request_line =
+        std::str::from_utf8(&line).map_err(|_| WireError::Bad("request line is not UTF-8"))?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(WireError::Bad("malformed request line"));
+    };
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(WireError::Bad("malformed method"));
+    }
+    if !target.starts_with('/') || target.bytes().any(|c| c <= b' ' || c == 0x7f) {
+        return Err(WireError::Bad("malformed request target"));
+    }
+    let minor = match version {
+        "HTTP/1.1" => 1,
+        "HTTP/1.0" => 0,
+        v if v.starts_with("HTTP/") => return Err(WireError::Version),
+        _ => return Err(WireError::Bad("malformed request line")),
+    };
+    let (method, target) = (method.to_string(), target.to_string());
+    let headers = read_fields(r, limits, limits.max_head.saturating_sub(line.len()))?;
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let lengths: Vec<&str> = values("content-length").collect();
+    let codings: Vec<&str> = values("transfer-encoding").collect();
+    let framing = match (lengths.as_slice(), codings.as_slice()) {
+        ([], []) => Framing::None,
+        ([len], []) => Framing::Length(parse_length(len)?),
+        ([], [coding]) if coding.eq_ignore_ascii_case("chunked") && minor == 1 => Framing::Chunked,
+        ([], _) => return Err(WireError::NotImplemented),
+        ([_, _, ..], []) => return Err(WireError::Bad("more than one Content-Length")),
+        _ => return Err(WireError::Bad("both Content-Length and Transfer-Encoding")),
+    };
+    let tokens = |name| {
+        values(name)
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+    };
+    let connection: Vec<String> = tokens("connection").collect();
+    let keep_alive = if minor == 1 {
+        !connection.iter().any(|t| t == "close")
+    } else {
+        connection.iter().any(|t| t == "keep-alive")
+    };
+    let expect_continue = minor == 1 && tokens("expect").any(|t| t == "100-continue");
+    Ok(Head {
+        method,
+        target,
+        minor,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// Header (or trailer) lines up to the empty line, within `budget` bytes and the count cap.
+fn read_fields(
+    r: &mut impl BufRead,
+    limits: &Limits,
+    mut budget: usize,
+) -> Result<Vec<(String, String)>, WireError> {
+    let mut fields = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        read_line(r, &mut line, budget, WireError::HeadTooLarge)?;
+        budget = budget.saturating_sub(line.len() + 2);
+        if line.is_empty() {
+            return Ok(fields);
+        }
+        if fields.len() == limits.max_headers {
+            return Err(WireError::HeadTooLarge);
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err(WireError::Bad("obsolete header line folding"));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| WireError::Bad("header is not UTF-8"))?;
+        let (name, value) = text
+            .split_once(':')
+            .ok_or(WireError::Bad("header without a colon"))?;
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(WireError::Bad("malformed header name"));
+        }
+        if value.bytes().any(|c| (c < b' ' && c != b'\t') || c == 0x7f) {
+            return Err(WireError::Bad("control character in a header value"));
+        }
+        fields.push((
+            name.to_ascii_lowercase(),
+            value.trim_matches([' ', '\t']).to_string(),
+        ));
+    }
+}
+
+/// Reads the body as framed, refusing more than `limits.max_body` bytes.
+pub fn read_body(
+    r: &mut impl BufRead,
+    framing: Framing,
+    limits: &Limits,
+) -> Result<Vec<u8>, WireError> {
+    match framing {
+        Framing::None => Ok(Vec::new()),
+        Framing::Length(n) => {
+            if n > limits.max_body as u64 {
+                return Err(WireError::BodyTooLarge);
+            }
+            let mut body = Vec::with_capacity(n as usize);
+            r.take(n)
+                .read_to_end(&mut body)
+                .map_err(WireError::from_io)?;
+            if body.len() as u64 != n {
+                return Err(WireError::Closed); // the peer closed before sending it all
+            }
+            Ok(body)
+        }
+        Framing::Chunked => {
+            let mut body = Vec::new();
+            let mut line = Vec::new();
+            loop {
+                read_line(
+                    r,
+                    &mut line,
+                    1024,
+                    WireError::Bad("chunk size line too long"),
+                )?;
+                let size = std::str::from_utf8(&line)
+                    .ok()
+                    .map(|l| l.split(';').next().unwrap_or("").trim())
+                    .filter(|s| {
+                        !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_hexdigit())
+                    })
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .ok_or(WireError::Bad("malformed chunk size"))?;
+                if size == 0 {
+                    // Trailers are read (within the head caps) and dropped.
+                    read_fields(r, limits, limits.max_head)?;
+                    return Ok(body);
+                }
+                if body.len() as u64 + size > limits.max_body as u64 {
+                    return Err(WireError::BodyTooLarge);
+                }
+                let before = body.len();
+                r.take(size)
+                    .read_to_end(&mut body)
+                    .map_err(WireError::from_io)?;
+                if (body.len() - before) as u64 != size {
+                    return Err(WireError::Closed);
+                }
+                read_line(
+                    r,
+                    &mut line,
+                    2,
+                    WireError::Bad("chunk not followed by CRLF"),
+                )?;
+                if !line.is_empty() {
+                    return Err(WireError::Bad("chunk not followed by CRLF"));
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of trying to parse one request from the bytes received so far.
+#[derive(Debug)]
+pub enum Parse {
+    /// More bytes are needed. `expect_continue`: the head is complete and asks for
+    /// `100 Continue` before sending its body.
+    Incomplete { expect_continue: bool },
+    /// A whole request; `consumed` bytes of the buffer belong to it (the rest is pipelined).
+    Done {
+        head: Head,
+        body: Vec<u8>,
+        consumed: usize,
+    },
+    /// The request cannot be served; `head` is set when the head was read before the error.
+    Failed {
+        head: Option<Head>,
+        error: WireError,
+    },
+}
+
+/// Parses one request from the start of `buf`, which holds everything received and not yet
+/// consumed. Running out of bytes is `Incomplete`, never an error, so the caller can read more
+/// (or rotate to another connection) and call again. A body over the cap fails as soon as its
+/// declared length is known, before it is received.
+pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
+    let mut cursor = buf;
+    let head = match read_head(&mut cursor, limits) {
+        Ok(head) => head,
+        Err(WireError::Closed) => {
+            return Parse::Incomplete {
+                expect_continue: false,
+            };
+        }
+        Err(error) => return Parse::Failed { head: None, error },
+    };
+    let waiting = |head: &Head| Parse::Incomplete {
+        expect_continue: head.expect_continue,
+    };
+    match head.framing {
+        Framing::Length(n) if n > limits.max_body as u64 => {
+            return Parse::Failed {
+                head: Some(head),
+                error: WireError::BodyTooLarge,
+            };
+        }
+        // Do not copy a partial body on every call: wait until all of it is here.
+        Framing::Length(n) if (cursor.len() as u64) < n => return waiting(&head),
+        _ => {}
+    }
+    match read_body(&mut cursor, head.framing, limits) {
+        Ok(body) => Parse::Done {
+            head,
+            body,
+            consumed: buf.len() - cursor.len(),
+        },
+        Err(WireError::Closed) => waiting(&head),
+        Err(error) => Parse::Failed {
+            head: Some(head),
+            error,
+        },
+    }
+}
+
+/// One line without its CRLF (a bare LF is accepted), refusing lines longer than `cap` bytes
+/// with `too_long`. Reads through the buffer, so an endless line costs at most `cap` bytes.
+fn read_line(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+    too_long: WireError,
+) -> Result<(), WireError> {
+    line.clear();
+    loop {
+        let available = r.fill_buf().map_err(WireError::from_io)?;
+        if available.is_empty() {
+            return Err(WireError::Closed);
+        }
+        let (chunk, done) = match available.iter().position(|&c| c == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        if line.len() + chunk.len() > cap + 2 {
+            return Err(too_long);
+        }
+        line.extend_from_slice(chunk);
+        let used = chunk.len();
+        r.consume(used);
+        if done {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if line.contains(&b'\r') {
+                return Err(WireError::Bad("bare CR in a line"));
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// A strict `Content-Length`: ASCII digits only, no sign, no overflow.
+fn parse_length(v: &str) -> Result<u64, WireError> {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(WireError::Bad("malformed Content-Length"));
+    }
+    v.parse::<u64>()
+        .map_err(|_| WireError::Bad("malformed Content-Length"))
+}
+
+/// RFC 9110 token characters.
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// A response to write: status, headers and body.
+pub struct Response<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub headers: &'a [(&'a str, String)],
+    pub body: &'a [u8],
+    /// Send `Connection: close` and let the caller close.
+    pub close: bool,
+    /// HTTP/1.0 peers that asked for keep-alive must be told it is granted.
+    pub keep_alive_1_0: bool,
+    /// A reply to HEAD: headers only.
+    pub head_only: bool,
+}
+
+/// Writes the whole response with one `write_all`.
+pub fn write_response(w: &mut impl Write, resp: &Response<'_>) -> io::Result<()> {
+    use std::fmt::Write as _;
+    let mut head = String::with_capacity(256);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        resp.status,
+        reason(resp.status),
+        http_date(),
+        resp.content_type,
+        resp.body.len()
+    );
+    for (k, v) in resp.headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    if resp.close {
+        head.push_str("Connection: close\r\n");
+    } else if resp.keep_alive_1_0 {
+        head.push_str("Connection: keep-alive\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if !resp.head_only {
+        out.extend_from_slice(resp.body);
+    }
+    w.write_all(&out)?;
+    w.flush()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        422 => "Unprocessable Content",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// The `Date` header value (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[now.weekday().number_days_from_monday() as usize],
+        now.day(),
+        MONTHS[u8::from(now.month()) as usize - 1],
+        now.year(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_request_line: 100,
+        max_head: 300,
+        max_headers: 5,
+        max_body: 50,
+    };
+
+    fn head(raw: &str) -> Result<Head, WireError> {
+        read_head(&mut raw.as_bytes(), &LIMITS)
+    }
+
+    fn status(raw: &str) -> Option<u16> {
+        head(raw).err().and_then(|e| e.status()).map(|(s, _)| s)
+    }
+
+    #[test]
+    fn parses_a_plain_request() {
+        let h =
+            head("GET /messages?limit=1 HTTP/1.1\r\nHost: x\r\nX-A:  b \r\n\r\n").expect("valid");
+        assert_eq!(
+            (h.method.as_str(), h.target.as_str(), h.minor),
+            ("GET", "/messages?limit=1", 1)
+        );
+        assert_eq!(h.headers[1], ("x-a".to_string(), "b".to_string()));
+        assert_eq!((h.framing, h.keep_alive), (Framing::None, true));
+        let h = head("\r\nPOST / HTTP/1.0\nContent-Length: 12\n\n").expect("bare LF, leading CRLF");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(12), false));
+        assert!(
+            head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .expect("1.0")
+                .keep_alive
+        );
+        assert!(
+            !head("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
+                .expect("close")
+                .keep_alive
+        );
+        assert!(
+            head("POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+                .expect("expect")
+                .expect_continue
+        );
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n")
+                .expect("te")
+                .framing,
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_oversized_heads_are_refused() {
+        for (raw, want) in [
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                400,
+            ),
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+            ),
+            ("GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 400),
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+                400,
+            ),
+            (
+                "GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+            ),
+            ("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400),
+            ("GET / HTTP/2.0\r\n\r\n", 505),
+            ("GET /  HTTP/1.1\r\n\r\n", 400),
+            ("GET http://x/ HTTP/1.1\r\n\r\n", 400),
+            ("G(T / HTTP/1.1\r\n\r\n", 400),
+            (
+                "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n\r\n",
+                431,
+            ),
+        ] {
+            assert_eq!(status(raw), Some(want), "{raw:?}");
+        }
+        assert_eq!(
+            status(&format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(200))),
+            Some(414)
+        );
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nA: {}\r\n\r\n", "a".repeat(400))),
+            Some(431)
+        );
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\n"),
+            None,
+            "cut short: closed, nobody to answer"
+        );
+        let h =
+            head("GET / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n").expect("parses");
+        assert!(matches!(
+            read_body(&mut &b""[..], h.framing, &LIMITS),
+            Err(WireError::BodyTooLarge)
+        ));
+    }
+
+    #[test]
+    fn bodies_by_length_and_chunks() {
+        let read = |framing, raw: &str| read_body(&mut raw.as_bytes(), framing, &LIMITS);
+        assert_eq!(
+            read(Framing::Length(5), "hello world").expect("5 bytes"),
+            b"hello"
+        );
+        assert!(matches!(
+            read(Framing::Length(5), "hel"),
+            Err(WireError::Closed)
+        ));
+        assert!(matches!(
+            read(Framing::Length(51), ""),
+            Err(WireError::BodyTooLarge)
+        ));
+        assert_eq!(
+            read(
+                Framing::Chunked,
+                "5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nT: v\r\n\r\n"
+            )
+            .expect("chunks"),
+            b"hello world"
+        );
+        assert!(matches!(
+            read(Framing::Chunked, "5\r\nhelloXX0\r\n\r\n"),
+            Err(WireError::Bad(_))
+        ));
+        assert!(matches!(
+            read(Framing::Chunked, "zz\r\n"),
+            Err(WireError::Bad(_))
+        ));
+        assert!(matches!(
+            read(Framing::Chunked, "40\r\n"),
+            Err(WireError::BodyTooLarge)
+        ));
+        let many = "a\r\n0123456789\r\n".repeat(6);
+        assert!(matches!(
+            read(Framing::Chunked, &many),
+            Err(WireError::BodyTooLarge)
+        ));
+    }
+
+    #[test]
+    fn parse_request_waits_for_whole_requests() {
+        let raw = b"POST /webhook HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        for cut in [0, 10, 40, 70] {
+            assert!(
+                matches!(
+                    parse_request(&raw[..cut], &LIMITS),
+                    Parse::Incomplete { .. }
+                ),
+                "cut at {cut}"
+            );
+        }
+        assert!(matches!(
+            parse_request(&raw[..70], &LIMITS),
+            Parse::Incomplete {
+                expect_continue: true
+            }
+        ));
+        let Parse::Done {
+            head,
+            body,
+            consumed,
+        } = parse_request(raw, &LIMITS)
+        else {
+            panic!("complete")
+        };
+        assert_eq!(
+            (head.target.as_str(), body.as_slice()),
+            ("/webhook", &b"hello"[..])
+        );
+        assert!(
+            matches!(parse_request(&raw[consumed..], &LIMITS), Parse::Done { .. }),
+            "pipelined request"
+        );
+        let big = b"POST / HTTP/1.1\r\nContent-Length: 100000000000000\r\n\r\n";
+        assert!(matches!(
+            parse_request(big, &LIMITS),
+            Parse::Failed {
+                head: Some(_),
+                error: WireError::BodyTooLarge
+            }
+        ));
+        let endless = vec![b'a'; 1000];
+        assert!(matches!(
+            parse_request(&endless, &LIMITS),
+            Parse::Failed {
+                head: None,
+                error: WireError::UriTooLong
+            }
+        ));
+    }
+
+    #[test]
+    fn responses_are_framed() {
+        let mut out = Vec::new();
+        let extra = [("X-Request-ID", "abc".to_string())];
+        let resp = Response {
+            status: 200,
+            content_type: "application/json",
+            headers: &extra,
+            body: b"{}",
+            close: true,
+            keep_alive_1_0: false,
+            head_only: false,
+        };
+        write_response(&mut out, &resp).expect("write");
+        let text = String::from_utf8(out).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "));
+        assert!(
+            text.contains(
+                "\r\nContent-Length: 2\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n{}"
+            )
+        );
+        assert!(text.ends_with(" GMT\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n{}"));
+    }
+}
