@@ -274,9 +274,7 @@ fn serve(app: &App, shared: &Shared, mut conn: Conn) -> Option<Conn> {
                     )
                 }
                 Parse::Failed { head, error } => {
-                    let Some((status, detail)) = error.status() else {
-                        return None;
-                    };
+                    let (status, detail) = error.status()?;
                     let req = head
                         .map(|h| to_req(h.method, &h.target, h.headers, Vec::new()))
                         .unwrap_or_default();

@@ -271,10 +271,29 @@ pub struct Binary {
 
 impl Binary {
     pub fn start(vars: &[(&str, &str)]) -> Binary {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+        Binary::start_limited(vars, None)
+    }
+
+    /// Like `start`, with the open-file limit (`ulimit -n`) set to `nofile` when given.
+    pub fn start_limited(vars: &[(&str, &str)], nofile: Option<u32>) -> Binary {
+        let bin = env!("CARGO_BIN_EXE_webhook-api");
+        let mut cmd = match nofile {
+            None => std::process::Command::new(bin),
+            Some(n) => {
+                let mut c = std::process::Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\""), bin]);
+                c
+            }
+        };
+        // A free port chosen here (the start-up line may be filtered out by LOG_LEVEL).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = cmd
             .env_clear()
-            .env("PORT", "0")
             .envs(vars.iter().copied())
+            .env("PORT", port.to_string())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("spawn the binary");
@@ -289,19 +308,21 @@ impl Binary {
                 let _ = tx.send(line);
             }
         });
-        let first = lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a start-up line");
-        let v: Value = serde_json::from_str(&first).expect("start-up line is JSON");
-        let port = v["port"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("start-up line names the port: {first}"))
-            as u16;
-        Binary {
+        // Built before waiting, so a failed start still kills the child (Drop).
+        let bin = Binary {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             lines,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(bin.addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the binary did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
+        bin
     }
 
     /// Sends SIGTERM and waits for the exit status (at most 10 s).
@@ -320,6 +341,29 @@ impl Binary {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("no exit within 10 s of SIGTERM");
+    }
+
+    /// The process's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// GET /health/live; panics unless it is answered 200 within `within`.
+    pub fn assert_serving(&self, within: Duration) {
+        let t = std::time::Instant::now();
+        let r = request(self.addr, "GET", "/health/live", &[], b"");
+        assert_eq!(r.status, 200);
+        assert!(
+            t.elapsed() < within,
+            "answered in {:?}, wanted under {within:?}",
+            t.elapsed()
+        );
     }
 
     /// Every stdout line received so far (after the start-up line).

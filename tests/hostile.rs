@@ -1,0 +1,276 @@
+//! Hostile clients against the real binary: each case would crash, stall or bloat a naive
+//! server. After each, the server must answer a normal request promptly with bounded RSS.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::{Binary, SECRET, exchange, parse_response};
+
+const PROMPT: Duration = Duration::from_secs(1);
+
+fn binary(extra: &[(&str, &str)]) -> Binary {
+    let dir = support::temp_dir();
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let mut vars = vec![
+        ("DATABASE_URL", db.as_str()),
+        ("WEBHOOK_SECRET", SECRET),
+        ("LOG_LEVEL", "ERROR"),
+    ];
+    vars.extend_from_slice(extra);
+    Binary::start(&vars)
+}
+
+fn status_of(raw: &[u8], bin: &Binary) -> Option<u16> {
+    parse_response(&exchange(bin.addr, raw)).map(|r| r.status)
+}
+
+/// Opens a connection and sends `raw` without closing it.
+fn hold(bin: &Binary, raw: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(bin.addr).expect("connect");
+    s.write_all(raw).expect("send");
+    s
+}
+
+#[test]
+fn huge_and_overflowing_content_lengths() {
+    let bin = binary(&[]);
+    let rss = bin.rss_kib();
+    for (len, want) in [
+        ("100000000000000", 413),
+        ("18446744073709551615", 413),
+        ("18446744073709551616", 400),
+        ("99999999999999999999999", 400),
+    ] {
+        for method in ["GET /", "POST /webhook"] {
+            let raw = format!("{method} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+            assert_eq!(
+                status_of(raw.as_bytes(), &bin),
+                Some(want),
+                "{method} with {len}"
+            );
+        }
+    }
+    bin.assert_serving(PROMPT);
+    assert!(
+        bin.rss_kib() < rss + 4096,
+        "RSS grew from {rss} to {} KiB",
+        bin.rss_kib()
+    );
+}
+
+#[test]
+fn early_close_mid_body() {
+    let bin = binary(&[]);
+    for _ in 0..50 {
+        let mut s = hold(
+            &bin,
+            b"POST /webhook HTTP/1.1\r\nContent-Length: 1000\r\n\r\n0123456789",
+        );
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+    bin.assert_serving(PROMPT);
+}
+
+#[test]
+fn stalled_bodies_and_headers_do_not_hold_the_workers() {
+    let bin = binary(&[("WORKERS", "4"), ("READ_TIMEOUT_MS", "1500")]);
+    let mut stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            hold(
+                &bin,
+                b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\nabc",
+            )
+        })
+        .chain((0..8).map(|_| hold(&bin, b"GET /health/live HTTP/1.1\r\nHost: x\r\n")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        bin.assert_serving(PROMPT);
+    }
+    // After the read timeout each stalled client is told 408 and closed.
+    let mut answer = Vec::new();
+    stalled[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stalled[0].read_to_end(&mut answer).expect("read");
+    assert_eq!(parse_response(&answer).map(|r| r.status), Some(408));
+    let mut answer = Vec::new();
+    stalled[15]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stalled[15].read_to_end(&mut answer).expect("read");
+    assert_eq!(parse_response(&answer).map(|r| r.status), Some(408));
+}
+
+#[test]
+fn a_trickling_client_meets_the_request_deadline() {
+    let bin = binary(&[("REQUEST_TIMEOUT_MS", "1000"), ("READ_TIMEOUT_MS", "800")]);
+    let mut s = TcpStream::connect(bin.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let t = Instant::now();
+    let mut answer = Vec::new();
+    // One byte every 100 ms never trips the read timeout, but the request deadline ends it.
+    for b in b"GET /health/live HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()
+    {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = s.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.ends_with(b"}") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(parse_response(&answer).map(|r| r.status), Some(408));
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "ended after {:?}",
+        t.elapsed()
+    );
+    bin.assert_serving(PROMPT);
+}
+
+#[test]
+fn endless_header_line_and_too_many_headers() {
+    let bin = binary(&[]);
+    let rss = bin.rss_kib();
+    let mut s = TcpStream::connect(bin.addr).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nX-Endless: ").expect("send");
+    let line = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    // The server answers 431 and closes once the header block is over its cap; writes then fail.
+    while sent < 200 << 20 && s.write_all(&line).is_ok() {
+        sent += line.len();
+    }
+    assert!(
+        sent < 16 << 20,
+        "the server stopped reading after {sent} bytes"
+    );
+    assert!(
+        bin.rss_kib() < rss + 4096,
+        "RSS grew from {rss} to {} KiB",
+        bin.rss_kib()
+    );
+    assert_eq!(
+        status_of(
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000)).as_bytes(),
+            &bin
+        ),
+        Some(431)
+    );
+    let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert_eq!(
+        status_of(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes(), &bin),
+        Some(431)
+    );
+    assert_eq!(
+        status_of(
+            format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000)).as_bytes(),
+            &bin
+        ),
+        Some(414)
+    );
+    bin.assert_serving(PROMPT);
+}
+
+#[test]
+fn unparsable_content_length_is_refused_not_smuggled() {
+    let bin = binary(&[]);
+    for cl in ["5x", "-1", "0x10", "1 2", "", "5, 5"] {
+        let raw = format!(
+            "POST /webhook HTTP/1.1\r\nContent-Length: {cl}\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+        );
+        let out = exchange(bin.addr, raw.as_bytes());
+        assert_eq!(
+            parse_response(&out).map(|r| r.status),
+            Some(400),
+            "Content-Length {cl:?}"
+        );
+        assert_eq!(
+            out.windows(9).filter(|w| w == b"HTTP/1.1 ").count(),
+            1,
+            "one answer, nothing smuggled"
+        );
+    }
+    let both = "POST /webhook HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(status_of(both.as_bytes(), &bin), Some(400));
+    bin.assert_serving(PROMPT);
+}
+
+#[test]
+fn connection_cap_refuses_quickly() {
+    let bin = binary(&[("MAX_CONNECTIONS", "20")]);
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(bin.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let r =
+        parse_response(&exchange(bin.addr, b"GET /health/live HTTP/1.1\r\n\r\n")).expect("answer");
+    assert_eq!(r.status, 503);
+    assert!(t.elapsed() < PROMPT);
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    bin.assert_serving(PROMPT);
+}
+
+#[test]
+fn fd_exhaustion_does_not_stop_the_accept_loop() {
+    let dir = support::temp_dir();
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let bin = Binary::start_limited(
+        &[
+            ("DATABASE_URL", &db),
+            ("WEBHOOK_SECRET", SECRET),
+            ("LOG_LEVEL", "ERROR"),
+        ],
+        Some(40),
+    );
+    let conns: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(bin.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        bin.assert_serving(Duration::from_secs(2));
+    }
+    let logged = bin.drain();
+    assert!(
+        logged.iter().any(|l| l.contains("accept_error")),
+        "EMFILE was hit and logged: {logged:?}"
+    );
+}
+
+#[test]
+fn keep_alive_and_pipelining() {
+    let bin = binary(&[]);
+    let out = exchange(
+        bin.addr,
+        b"GET /health/live HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /health/ready HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&out);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"]);
+    // HTTP/1.0 closes unless asked; chunked bodies are read.
+    let out = exchange(bin.addr, b"GET /health/live HTTP/1.0\r\n\r\n");
+    assert_eq!(parse_response(&out).map(|r| r.status), Some(200));
+    let body = r#"{"message_id":"ch","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#;
+    let sig = support::sign(SECRET, body.as_bytes());
+    let (a, b) = body.split_at(20);
+    let raw = format!(
+        "POST /webhook HTTP/1.1\r\nX-Signature: {sig}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    assert_eq!(status_of(raw.as_bytes(), &bin), Some(200));
+}
