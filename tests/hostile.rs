@@ -64,7 +64,7 @@ fn huge_and_overflowing_content_lengths() {
 fn early_close_mid_body() {
     let bin = binary(&[]);
     for _ in 0..50 {
-        let mut s = hold(
+        let s = hold(
             &bin,
             b"POST /webhook HTTP/1.1\r\nContent-Length: 1000\r\n\r\n0123456789",
         );
