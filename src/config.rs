@@ -50,6 +50,9 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// `WRITE_TIMEOUT_MS`, the longest a response write may block. Defaults to 5000; 1..=3600000.
     pub write_timeout_ms: u64,
+    /// `BUSY_TIMEOUT_MS`, how long a database statement waits for a lock held by another
+    /// process (a backup tool, say) before the request fails with 503. Defaults to 5000; 1..=3600000.
+    pub busy_timeout_ms: u64,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             read_timeout_ms: number(&get, "READ_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
             request_timeout_ms: number(&get, "REQUEST_TIMEOUT_MS", 10000, 1, HOUR_MS)? as u64,
             write_timeout_ms: number(&get, "WRITE_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
+            busy_timeout_ms: number(&get, "BUSY_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
         })
     }
 }

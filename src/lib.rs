@@ -51,7 +51,9 @@ pub struct Running {
 
 /// Opens the database, binds the port and starts the workers; logs the start-up line.
 pub fn start(config: Config, log: Logger) -> Result<Running, String> {
-    let store = store::Store::open(&config.db).map_err(|e| format!("cannot open database: {e}"))?;
+    let busy = std::time::Duration::from_millis(config.busy_timeout_ms);
+    let store =
+        store::Store::open(&config.db, busy).map_err(|e| format!("cannot open database: {e}"))?;
     let app = Arc::new(App {
         config,
         store,

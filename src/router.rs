@@ -45,10 +45,13 @@ pub fn route_label(path: &str) -> &'static str {
         .map_or("other", |(p, _)| p)
 }
 
-/// Ready when a real query against the messages table succeeds and a secret is configured.
+/// Ready when a real query against the messages table succeeds, the database file is in place
+/// and writable (probed after a failed write), and a secret is configured.
 fn ready(app: &App) -> Reply {
     let reason = if app.store.ping().is_err() {
         "database unavailable"
+    } else if app.store.check_writable().is_err() {
+        "storage unavailable"
     } else if app.config.secret.is_none() {
         "WEBHOOK_SECRET not configured"
     } else {

@@ -12,8 +12,12 @@
 use crate::config::DbLocation;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// One stored message, as the API shows it.
@@ -63,36 +67,58 @@ pub struct Stats {
     pub last_ts: Option<String>,
 }
 
-/// A storage failure. The HTTP layer maps every one of them to 503 "storage unavailable".
-#[derive(Debug)]
-pub enum Error {
-    /// SQLite said no: disk full, file locked, read-only, corrupt, ...
-    Sqlite(rusqlite::Error),
-    /// The database's folder could not be created.
-    Io(std::io::Error),
-}
+/// A storage failure: SQLite said no (disk full, locked, read-only, corrupt), or the database
+/// file is gone. Only ever mapped to 503 and logged, so it carries just the description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Sqlite(e) => write!(f, "sqlite: {e}"),
-            Error::Io(e) => write!(f, "database folder: {e}"),
-        }
+        f.write_str(&self.0)
     }
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Sqlite(e)
+        Error(format!("sqlite: {e}"))
     }
 }
 
+/// One row waiting to be written, and where its outcome goes.
+struct Job {
+    seq: u64,
+    message: Message,
+    ts_key: String,
+    created_at: String,
+}
+
+/// The group-commit queue: rows waiting for the next transaction and outcomes waiting to be
+/// collected. One inserting thread at a time is the *leader*: it takes every waiting row, writes
+/// them in one transaction, publishes each row's outcome, and wakes the others.
+#[derive(Default)]
+struct Queue {
+    next_seq: u64,
+    waiting: Vec<Job>,
+    outcomes: HashMap<u64, Result<Inserted, Error>>,
+    leader: bool,
+}
+
 pub struct Store {
+    /// The file, for `File` databases: checked before every write so a deleted or replaced file
+    /// is noticed (writes would otherwise go to an unlinked inode and vanish on restart).
+    path: Option<PathBuf>,
+    /// (device, inode) of the file the connections have open.
+    file_id: Mutex<Option<(u64, u64)>>,
+    busy_timeout: Duration,
     write: Mutex<Connection>,
     /// A second connection so reads do not wait for the write lock (WAL lets them run while a
     /// write commits). `None` for an in-memory database, where a second connection would see a
     /// different, empty database: reads then share the write connection.
     read: Option<Mutex<Connection>>,
+    queue: Mutex<Queue>,
+    done: Condvar,
+    /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
+    write_failing: AtomicBool,
 }
 
 const SCHEMA: &str = "
@@ -108,56 +134,177 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (ts_key, message_id);
 CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (from_msisdn, ts_key, message_id);
+-- Aggregates kept current in the insert transaction, so /stats and unfiltered totals do not
+-- scan the table.
+CREATE TABLE IF NOT EXISTS senders (from_msisdn TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS senders_by_count ON senders (n DESC, from_msisdn);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+-- Written and rolled back by the readiness probe while writes are failing.
+CREATE TABLE IF NOT EXISTS probe (b BLOB);
+";
+
+/// Fills the aggregates from the table when they are new (a database from before they existed).
+const BACKFILL: &str = "
+INSERT INTO senders SELECT from_msisdn, count(*) FROM messages
+    WHERE NOT EXISTS (SELECT 1 FROM senders) GROUP BY from_msisdn;
+INSERT OR IGNORE INTO counters VALUES ('messages', (SELECT count(*) FROM messages));
+INSERT OR IGNORE INTO counters VALUES ('senders', (SELECT count(*) FROM senders));
 ";
 
 impl Store {
-    /// Opens (creating if needed) the database and its schema.
-    pub fn open(location: &DbLocation) -> Result<Store, Error> {
-        let path = match location {
+    /// Opens (creating if needed) the database and its schema. `busy_timeout` is how long a
+    /// statement waits for a lock held by another process before failing.
+    pub fn open(location: &DbLocation, busy_timeout: Duration) -> Result<Store, Error> {
+        let (path, write, read) = match location {
             DbLocation::Memory => {
                 let conn = Connection::open_in_memory()?;
                 conn.execute_batch(SCHEMA)?;
-                return Ok(Store {
-                    write: Mutex::new(conn),
-                    read: None,
-                });
+                conn.execute_batch(BACKFILL)?;
+                (None, conn, None)
             }
-            DbLocation::File(path) => path,
+            DbLocation::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error(format!("database folder: {e}")))?;
+                }
+                let (write, read) = connect(path, busy_timeout)?;
+                (Some(path.clone()), write, Some(Mutex::new(read)))
+            }
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(Error::Io)?;
-        }
-        let write = Connection::open(path)?;
-        write.busy_timeout(Duration::from_secs(5))?;
-        // `journal_mode` answers with a row, so it is read rather than executed.
-        let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
-        // temp_store: the container image has no /tmp.
-        write.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
-        write.execute_batch(SCHEMA)?;
-        let read = Connection::open(path)?;
-        read.busy_timeout(Duration::from_secs(5))?;
-        read.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
         Ok(Store {
+            file_id: Mutex::new(path.as_deref().and_then(file_id)),
+            path,
+            busy_timeout,
             write: Mutex::new(write),
-            read: Some(Mutex::new(read)),
+            read,
+            queue: Mutex::new(Queue::default()),
+            done: Condvar::new(),
+            write_failing: AtomicBool::new(false),
         })
     }
 
     /// Stores a message unless its id is already there; a known id leaves the stored row as it was.
-    /// `ts_key` is the sortable instant of `m.ts`.
+    /// `ts_key` is the sortable instant of `m.ts`. Returns once the row's transaction is on disk.
+    ///
+    /// Group commit: rows that arrive while a transaction is being written go together into the
+    /// next one, so one fsync serves many requests. Each still learns its own outcome.
     pub fn insert(&self, m: &Message, ts_key: &str, created_at: &str) -> Result<Inserted, Error> {
-        let conn = lock(&self.write);
-        let changed = conn.prepare_cached(
-            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_fold)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_id) DO NOTHING",
-        )?
-        .execute(params![m.message_id, m.from, m.to, m.ts, m.text, created_at, ts_key, m.text.as_deref().map(fold)])?;
-        Ok(if changed == 1 {
-            Inserted::New
-        } else {
-            Inserted::Duplicate
-        })
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        q.waiting.push(Job {
+            seq,
+            message: m.clone(),
+            ts_key: ts_key.into(),
+            created_at: created_at.into(),
+        });
+        loop {
+            if let Some(outcome) = q.outcomes.remove(&seq) {
+                return outcome;
+            }
+            if q.leader {
+                q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.leader = true;
+            let batch = std::mem::take(&mut q.waiting);
+            drop(q);
+            // On every exit, even unwinding from a panic, the guard fails any row left without an
+            // outcome, clears the leader flag and wakes the waiters, so nobody waits forever.
+            let guard = Leader {
+                store: self,
+                seqs: batch.iter().map(|j| j.seq).collect(),
+            };
+            let outcome = self.write_batch(&batch);
+            q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            for job in &batch {
+                q.outcomes.insert(
+                    job.seq,
+                    outcome.as_ref().map(|o| o[&job.seq]).map_err(Error::clone),
+                );
+            }
+            drop(q);
+            drop(guard);
+            q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Writes a batch in one transaction; all rows commit together or none do.
+    fn write_batch(&self, batch: &[Job]) -> Result<HashMap<u64, Inserted>, Error> {
+        let mut conn = lock(&self.write);
+        let result = self.ensure_file(&mut conn).and_then(|()| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut outcomes = HashMap::with_capacity(batch.len());
+            let (mut new_messages, mut new_senders) = (0i64, 0i64);
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_fold)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_id) DO NOTHING",
+                )?;
+                let mut bump = tx.prepare_cached("UPDATE senders SET n = n + 1 WHERE from_msisdn = ?1")?;
+                let mut first = tx.prepare_cached("INSERT INTO senders VALUES (?1, 1)")?;
+                for job in batch {
+                    let m = &job.message;
+                    let text_fold = m.text.as_deref().map(fold);
+                    let changed = insert.execute(params![
+                        m.message_id, m.from, m.to, m.ts, m.text, job.created_at, job.ts_key, text_fold
+                    ])?;
+                    let inserted = if changed == 1 { Inserted::New } else { Inserted::Duplicate };
+                    if inserted == Inserted::New {
+                        new_messages += 1;
+                        if bump.execute([&m.from])? == 0 {
+                            first.execute([&m.from])?;
+                            new_senders += 1;
+                        }
+                    }
+                    outcomes.insert(job.seq, inserted);
+                }
+                let mut count = tx.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
+                count.execute(params!["messages", new_messages])?;
+                count.execute(params!["senders", new_senders])?;
+            }
+            tx.commit()?;
+            Ok(outcomes)
+        });
+        self.write_failing.store(result.is_err(), SeqCst);
+        result
+    }
+
+    /// Whether a write can succeed now: the file is in place, and, after a failed write, a probe
+    /// transaction that allocates pages commits. Used by readiness; clears the failure flag.
+    pub fn check_writable(&self) -> Result<(), Error> {
+        let mut conn = lock(&self.write);
+        self.ensure_file(&mut conn)?;
+        if self.write_failing.load(SeqCst) {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO probe VALUES (zeroblob(16384)); DELETE FROM probe; COMMIT;",
+            )
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
+            self.write_failing.store(false, SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Checks that the database file is still the one the connections have open. A missing file
+    /// is an error until one is put back; a different file (restored, replaced) is reopened.
+    fn ensure_file(&self, write: &mut Connection) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let current = file_id(path)
+            .ok_or_else(|| Error(format!("database file {} is gone", path.display())))?;
+        let mut known = self.file_id.lock().unwrap_or_else(|p| p.into_inner());
+        if *known != Some(current) {
+            let (w, r) = connect(path, self.busy_timeout)?;
+            *write = w;
+            if let Some(read) = &self.read {
+                *lock(read) = r;
+            }
+            *known = file_id(path);
+        }
+        Ok(())
     }
 
     /// One page of messages ordered by instant then id, and the count of all that match.
@@ -185,9 +332,18 @@ impl Store {
         let mut conn = self.reader();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
-        let total: i64 = tx
-            .prepare_cached(&format!("SELECT count(*) FROM messages {filter}"))?
-            .query_row(params_from_iter(&args), |r| r.get(0))?;
+        // The aggregates answer the common totals without counting rows.
+        let total: i64 = match (&f.from, &f.since_key, &f.q) {
+            (None, None, None) => counter(&tx, "messages")?,
+            (Some(from), None, None) => tx
+                .prepare_cached("SELECT n FROM senders WHERE from_msisdn = ?1")?
+                .query_row([from], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+            _ => tx
+                .prepare_cached(&format!("SELECT count(*) FROM messages {filter}"))?
+                .query_row(params_from_iter(&args), |r| r.get(0))?,
+        };
         let n = args.len();
         args.push(Sql::Integer(i64::from(f.limit)));
         args.push(Sql::Integer(i64::try_from(f.offset).unwrap_or(i64::MAX)));
@@ -204,19 +360,16 @@ impl Store {
         Ok(Page { messages, total })
     }
 
-    /// Counts, top senders and the first and last timestamps, from one snapshot.
+    /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
+    /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         let mut conn = self.reader();
         let tx = conn.transaction()?;
-        let (total_messages, senders_count): (i64, i64) = tx.query_row(
-            "SELECT count(*), count(DISTINCT from_msisdn) FROM messages",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let total_messages = counter(&tx, "messages")?;
+        let senders_count = counter(&tx, "senders")?;
         let top_senders = tx
             .prepare_cached(
-                "SELECT from_msisdn, count(*) AS n FROM messages GROUP BY from_msisdn
-                 ORDER BY n DESC, from_msisdn ASC LIMIT 10",
+                "SELECT from_msisdn, n FROM senders ORDER BY n DESC, from_msisdn ASC LIMIT 10",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -252,6 +405,55 @@ impl Store {
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
         lock(self.read.as_ref().unwrap_or(&self.write))
+    }
+}
+
+/// Opens the write and read connections on `path` with our pragmas and schema.
+fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection), Error> {
+    let write = Connection::open(path)?;
+    write.busy_timeout(busy_timeout)?;
+    // `journal_mode` answers with a row, so it is read rather than executed.
+    let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
+    // temp_store: the container image has no /tmp.
+    write.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
+    write.execute_batch(SCHEMA)?;
+    write.execute_batch(BACKFILL)?;
+    let read = Connection::open(path)?;
+    read.busy_timeout(busy_timeout)?;
+    read.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
+    Ok((write, read))
+}
+
+/// A value from the `counters` table.
+fn counter(conn: &Connection, name: &str) -> Result<i64, Error> {
+    Ok(conn
+        .prepare_cached("SELECT n FROM counters WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))?)
+}
+
+/// (device, inode) of a file, or `None` when it does not exist.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Ends a group-commit leader's turn: fails any row of its batch left without an outcome (only
+/// when the leader unwound from a panic), clears the flag and wakes the waiters.
+struct Leader<'a> {
+    store: &'a Store,
+    seqs: Vec<u64>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut q = self.store.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for seq in &self.seqs {
+            q.outcomes
+                .entry(*seq)
+                .or_insert_with(|| Err(Error("the writer failed".into())));
+        }
+        q.leader = false;
+        self.store.done.notify_all();
     }
 }
 
@@ -299,7 +501,7 @@ mod tests {
 
     #[test]
     fn insert_is_idempotent_and_keeps_the_first_row() {
-        let s = Store::open(&DbLocation::Memory).expect("open");
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
         assert_eq!(
             put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", Some("a"))),
             Inserted::New
@@ -322,7 +524,7 @@ mod tests {
 
     #[test]
     fn stats_on_empty_and_filled() {
-        let s = Store::open(&DbLocation::Memory).expect("open");
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
         let empty = s.stats().expect("stats");
         assert_eq!(
             (empty.total_messages, empty.first_ts, empty.last_ts),
