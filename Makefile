@@ -9,8 +9,8 @@ help: ## list the targets
 run: ## start the service with the settings of .env (or .env.example)
 	set -a && . ./$(ENV_FILE) && set +a && cargo run --release --locked
 
-test: ## run every test (unit and over real sockets)
-	cargo test --locked
+test: ## run every test (unit, over real sockets, fault injection)
+	cargo test --locked --features fault-injection
 
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings

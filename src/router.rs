@@ -30,6 +30,8 @@ pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
             body: app.metrics.render().into_bytes(),
             ..Reply::json(200, &json!(null))
         }),
+        #[cfg(feature = "fault-injection")]
+        (path, "POST") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {
             Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
             None => Err(ApiError::NotFound),
@@ -48,14 +50,25 @@ pub fn route_label(path: &str) -> &'static str {
 /// Ready when a real query against the messages table succeeds, the database file is in place
 /// and writable (probed after a failed write), and a secret is configured.
 fn ready(app: &App) -> Reply {
-    let reason = if app.store.ping().is_err() {
-        "database unavailable"
-    } else if app.store.check_writable().is_err() {
+    // The write check first: it also reopens a database file that was replaced.
+    let reason = if app.store.check_writable().is_err() {
         "storage unavailable"
+    } else if app.store.ping().is_err() {
+        "database unavailable"
     } else if app.config.secret.is_none() {
         "WEBHOOK_SECRET not configured"
     } else {
         return Reply::json(200, &json!({"status": "ok"}));
     };
     Reply::json(503, &json!({"status": "not_ready", "reason": reason}))
+}
+
+/// Test builds only: panic on purpose, to prove a panic costs one request.
+#[cfg(feature = "fault-injection")]
+fn fault(app: &App, path: &str) -> Result<Reply, ApiError> {
+    match path {
+        "/__fault/panic" => panic!("injected panic"),
+        "/__fault/panic-holding-store" => app.store.panic_holding_write_lock(),
+        _ => Err(ApiError::NotFound),
+    }
 }

@@ -271,13 +271,15 @@ impl Store {
     }
 
     /// Whether a write can succeed now: the file is in place, and, after a failed write, a probe
-    /// transaction that allocates pages commits. Used by readiness; clears the failure flag.
+    /// transaction that writes 64 KiB (four of the largest messages) commits. Used by readiness;
+    /// clears the failure flag. A smaller probe can slip into space a failed batch freed and
+    /// report ready while real batches still fail.
     pub fn check_writable(&self) -> Result<(), Error> {
         let mut conn = lock(&self.write);
         self.ensure_file(&mut conn)?;
         if self.write_failing.load(SeqCst) {
             conn.execute_batch(
-                "BEGIN IMMEDIATE; INSERT INTO probe VALUES (zeroblob(16384)); DELETE FROM probe; COMMIT;",
+                "BEGIN IMMEDIATE; INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe; COMMIT;",
             )
             .inspect_err(|_| {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -401,6 +403,13 @@ impl Store {
             |_| Ok(()),
         )?;
         Ok(())
+    }
+
+    /// Test builds only: panics while holding the write lock, poisoning it.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_holding_write_lock(&self) -> ! {
+        let _held = lock(&self.write);
+        panic!("injected panic holding the write lock")
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {

@@ -573,3 +573,37 @@ fn restart_on_the_same_file_keeps_every_row() {
         "a duplicate after restart is still a duplicate"
     );
 }
+
+#[test]
+fn secret_rotation_accepts_the_previous_secret() {
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", "new"),
+            ("WEBHOOK_SECRET_PREVIOUS", "old"),
+        ],
+    );
+    for (i, secret) in ["new", "old"].iter().enumerate() {
+        let b = body(&format!("r{i}"), "+1", "2025-01-15T10:00:00Z", None);
+        let r = request(
+            s.addr,
+            "POST",
+            "/webhook",
+            &[("X-Signature", &sign(secret, b.as_bytes()))],
+            b.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "signed with {secret}");
+    }
+    let b = body("r2", "+1", "2025-01-15T10:00:00Z", None);
+    let r = request(
+        s.addr,
+        "POST",
+        "/webhook",
+        &[("X-Signature", &sign("other", b.as_bytes()))],
+        b.as_bytes(),
+    );
+    assert_eq!(r.status, 401);
+    // The previous secret alone never makes the service ready.
+    let s = TestServer::start_in(support::temp_dir(), &[("WEBHOOK_SECRET_PREVIOUS", "old")]);
+    assert_eq!(s.get("/health/ready").status, 503);
+}

@@ -183,13 +183,17 @@ pub fn request(
 
 /// Sends raw bytes and returns everything the server sends back until it closes (or 10 s pass).
 pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    try_exchange(addr, raw).expect("connect")
+}
+
+/// `exchange`, or `None` when the connection cannot be made (a server that is down).
+pub fn try_exchange(addr: SocketAddr, raw: &[u8]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let _ = s.write_all(raw);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    out
+    Some(out)
 }
 
 /// Parses one HTTP/1.1 response (Content-Length, chunked, or to the end).
