@@ -1,7 +1,7 @@
 # Each target is a one-liner; `make help` lists them.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 IMAGE ?= webhook-api
-.PHONY: help run test lint up dev down logs test-docker
+.PHONY: help run test lint fuzz up dev down logs test-docker
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -11,6 +11,9 @@ run: ## start the service with the settings of .env (or .env.example)
 
 test: ## run every test (unit, over real sockets, fault injection)
 	cargo test --locked --features fault-injection
+
+fuzz: ## a million seeded inputs into each parser (FUZZ_SEED=n to vary), release build
+	FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-1000000} cargo test --release --locked --test fuzz -- --nocapture
 
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings

@@ -103,7 +103,7 @@ pub fn parse_signature(header: &str) -> Option<[u8; 32]> {
 }
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         vec![FieldError {
             kind: "json_invalid",
