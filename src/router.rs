@@ -9,14 +9,18 @@ use serde_json::json;
 
 /// Every route and its one method, in the order of the `match` below (the OpenAPI test and the
 /// metrics `path` label use this list).
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 7] = [
     ("/webhook", "POST"),
     ("/messages", "GET"),
     ("/stats", "GET"),
     ("/health/live", "GET"),
     ("/health/ready", "GET"),
     ("/metrics", "GET"),
+    ("/openapi.json", "GET"),
 ];
+
+/// The hand-written OpenAPI 3.1 document (a test keeps its paths equal to `ROUTES`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
     match (req.path.as_str(), req.method.as_str()) {
@@ -28,6 +32,10 @@ pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
         ("/metrics", "GET") => Ok(Reply {
             content_type: metrics::CONTENT_TYPE,
             body: app.metrics.render().into_bytes(),
+            ..Reply::json(200, &json!(null))
+        }),
+        ("/openapi.json", "GET") => Ok(Reply {
+            body: OPENAPI.as_bytes().to_vec(),
             ..Reply::json(200, &json!(null))
         }),
         #[cfg(feature = "fault-injection")]

@@ -607,3 +607,32 @@ fn secret_rotation_accepts_the_previous_secret() {
     let s = TestServer::start_in(support::temp_dir(), &[("WEBHOOK_SECRET_PREVIOUS", "old")]);
     assert_eq!(s.get("/health/ready").status, 503);
 }
+
+#[test]
+fn openapi_document_lists_exactly_the_routes() {
+    let s = TestServer::start();
+    let doc = s.get("/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (path.clone(), m.to_uppercase()))
+        })
+        .collect();
+    let mut routed: Vec<(String, String)> = webhook_api::router::ROUTES
+        .iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed);
+    for (path, method) in &routed {
+        let r = request(s.addr, method, path, &[], b"");
+        assert_ne!(r.status, 404, "{method} {path} is routed");
+    }
+}
