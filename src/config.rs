@@ -27,7 +27,8 @@ pub struct Config {
     pub log_level: Level,
     /// `PORT`, listening on all interfaces. Defaults to 8000; 0 picks a free port (tests).
     pub port: u16,
-    /// `WORKERS`, threads that run handlers. Defaults to 4; 1..=256.
+    /// `WORKERS`, threads that serve connections and run handlers. Defaults to 16 (enough for
+    /// group commit to batch well; each idle worker costs a few KiB of RSS); 1..=256.
     pub workers: usize,
     /// `MAX_BODY_BYTES`, the largest accepted request body. Defaults to 65536; 1..=16 MiB.
     pub max_body_bytes: usize,
@@ -77,7 +78,7 @@ impl Config {
             secret,
             log_level,
             port: number(&get, "PORT", 8000, 0, u16::MAX as usize)? as u16,
-            workers: number(&get, "WORKERS", 4, 1, 256)?,
+            workers: number(&get, "WORKERS", 16, 1, 256)?,
             max_body_bytes: number(&get, "MAX_BODY_BYTES", 65536, 1, 16 << 20)?,
             secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
             max_header_bytes: number(&get, "MAX_HEADER_BYTES", 8192, 256, 1 << 20)?,
@@ -152,7 +153,7 @@ mod tests {
     fn defaults() {
         let c = from(&[]).expect("defaults are valid");
         assert_eq!(c.db, DbLocation::File("app.db".into()));
-        assert_eq!((c.port, c.workers, c.max_body_bytes), (8000, 4, 65536));
+        assert_eq!((c.port, c.workers, c.max_body_bytes), (8000, 16, 65536));
         assert_eq!(c.secret, None);
         assert_eq!(c.log_level, Level::Info);
     }

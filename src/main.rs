@@ -27,7 +27,7 @@ Environment (default in brackets):
   WEBHOOK_SECRET  HMAC-SHA256 key for X-Signature; unset: not ready, webhooks get 503 [none]
   LOG_LEVEL       DEBUG, INFO, WARNING, ERROR [INFO]
   PORT            listening port, all interfaces [8000]
-  WORKERS         worker threads [4]
+  WORKERS         worker threads [16]
   MAX_BODY_BYTES  largest request body; larger gets 413 [65536]
 ";
 

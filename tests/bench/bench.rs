@@ -1,0 +1,343 @@
+//! `make bench`: drives the release binary with signed requests over keep-alive connections and
+//! prints one table, with this machine's own limits measured in the same run so every figure can
+//! be read as a ratio. Loopback only, bounded in time (BENCH_SECS per scenario, default 5).
+//!
+//! Usage: bench <path to webhook-api>   (the Makefile passes target/release/webhook-api)
+//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"), BENCH_WORKERS (server WORKERS, default
+//!        the server's own default)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use webhook_api::config::DbLocation;
+use webhook_api::store::{Message, Store};
+use webhook_api::webhook::sign_hex;
+
+const SECRET: &str = "benchsecret";
+
+/// What one scenario measured.
+struct Run {
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    latencies_us: Vec<u32>,
+}
+
+impl Run {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+/// `conns` keep-alive connections, each sending `make(conn, i)` back to back for `secs`.
+fn drive(addr: SocketAddr, conns: usize, secs: f64, make: &(dyn Fn(usize, u64) -> Vec<u8> + Sync)) -> Run {
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let results: Vec<(u64, u64, Vec<u32>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..conns)
+            .map(|c| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let req = make(c, i);
+                        i += 1;
+                        if conn.is_none() {
+                            conn = TcpStream::connect(addr).ok().map(|s| {
+                                let _ = s.set_nodelay(true);
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                BufReader::new(s)
+                            });
+                        }
+                        let Some(r) = conn.as_mut() else {
+                            errors += 1;
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        };
+                        let t = Instant::now();
+                        match exchange(r, &req) {
+                            Some((status, close)) => {
+                                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                                if (200..300).contains(&status) { ok += 1 } else { errors += 1 }
+                                if close {
+                                    conn = None;
+                                }
+                            }
+                            None => {
+                                errors += 1;
+                                conn = None;
+                            }
+                        }
+                    }
+                    (ok, errors, lat)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let mut run = Run { requests: 0, errors: 0, secs, latencies_us: Vec::new() };
+    for (ok, errors, lat) in results {
+        run.requests += ok;
+        run.errors += errors;
+        run.latencies_us.extend(lat);
+    }
+    run.latencies_us.sort_unstable();
+    run
+}
+
+/// Writes one request and reads its response; returns the status and whether the server closes.
+fn exchange(r: &mut BufReader<TcpStream>, req: &[u8]) -> Option<(u16, bool)> {
+    r.get_mut().write_all(req).ok()?;
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let status = line.split(' ').nth(1)?.parse().ok()?;
+    let (mut len, mut close) = (0usize, false);
+    loop {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':')?;
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.trim().parse().ok()?;
+        } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+            close = true;
+        }
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    Some((status, close))
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
+}
+
+fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
+    let body = format!(
+        r#"{{"message_id":"{id}","from":"+91{from:010}","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"{text}"}}"#
+    );
+    let sig = sign_hex(SECRET.as_bytes(), body.as_bytes());
+    format!("POST /webhook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Signature: {sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .into_bytes()
+}
+
+/// The server under test, on its own database.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(bin: &Path, db: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("LOG_LEVEL", "ERROR")
+            .env("PORT", port.to_string())
+            .env("MAX_CONNECTIONS", "1024")
+            .stdout(Stdio::null());
+        if let Ok(w) = std::env::var("BENCH_WORKERS") {
+            cmd.env("WORKERS", w);
+        }
+        let child = cmd.spawn().expect("start the server");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let t = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(30), "server did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Server { child, addr }
+    }
+
+    /// Resets the kernel's peak-RSS mark (VmHWM).
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        kb / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn row(out: &mut Vec<String>, name: &str, conns: usize, run: &Run, rss: Option<f64>) {
+    out.push(format!(
+        "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {} | {} |",
+        run.rps(),
+        run.pct(0.5),
+        run.pct(0.99),
+        run.errors,
+        rss.map_or("".into(), |r| format!("{r:.1}"))
+    ));
+}
+
+/// This machine's durable-commit limits: one row per transaction, and 64 rows per transaction.
+fn commit_limits(dir: &Path, secs: f64) -> (f64, f64) {
+    let conn = rusqlite::Connection::open(dir.join("limit.db")).expect("open");
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        .expect("setup");
+    let measure = |per_tx: usize| {
+        let t = Instant::now();
+        let mut rows = 0usize;
+        while t.elapsed().as_secs_f64() < secs / 2.0 {
+            conn.execute_batch("BEGIN").expect("begin");
+            for _ in 0..per_tx {
+                conn.execute("INSERT INTO t (v) VALUES ('a message of about this size, signed')", []).expect("insert");
+            }
+            conn.execute_batch("COMMIT").expect("commit");
+            rows += per_tx;
+        }
+        rows as f64 / t.elapsed().as_secs_f64()
+    };
+    (measure(1), measure(64))
+}
+
+/// A tiny_http hello-world with two threads: the HTTP ceiling of this machine with the load
+/// generator on the same cores.
+fn hello_baseline(conns: usize, secs: f64) -> Run {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
+    let addr = server.server_addr().to_ip().expect("ip");
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let s = std::sync::Arc::clone(&server);
+            std::thread::spawn(move || {
+                while let Ok(rq) = s.recv() {
+                    let _ = rq.respond(tiny_http::Response::from_string("{\"status\":\"ok\"}"));
+                }
+            })
+        })
+        .collect();
+    let run = drive(addr, conns, secs, &|_, _| get("/"));
+    for _ in &threads {
+        server.unblock();
+    }
+    run
+}
+
+/// Preloads `rows` messages: 1,000 senders, one message a second, 1% mention "hello".
+fn preload(db: &Path, rows: u64) {
+    let store = Store::open(&DbLocation::File(db.to_path_buf()), Duration::from_secs(5)).expect("open");
+    let mut batch = Vec::with_capacity(100_000);
+    let base = 1_736_935_200u64; // 2025-01-15T10:00:00Z
+    for i in 0..rows {
+        let t = base + i;
+        let ts = format!(
+            "2025-01-{:02}T{:02}:{:02}:{:02}Z",
+            15 + t.saturating_sub(base) / 86400 % 14,
+            (10 + (t - base) / 3600) % 24,
+            (t - base) / 60 % 60,
+            (t - base) % 60
+        );
+        let key = webhook_api::ts::parse_message_ts(&ts).expect("valid ts");
+        let text = if i % 100 == 0 { format!("Hello number {i}") } else { format!("message {i} about the weather") };
+        let m = Message { message_id: format!("p{i:08}"), from: format!("+91{:010}", i % 1000), to: "+14155550100".into(), ts, text: Some(text) };
+        batch.push((m, key));
+        if batch.len() == 100_000 {
+            store.import(std::mem::take(&mut batch), "2025-01-15T10:00:00.000Z", 10_000).expect("import");
+        }
+    }
+    store.import(batch, "2025-01-15T10:00:00.000Z", 10_000).expect("import");
+}
+
+fn main() {
+    let bin = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/release/webhook-api".into()));
+    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
+    let sizes: Vec<u64> = std::env::var("BENCH_ROWS")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let dir = std::env::temp_dir().join(format!("webhook-api-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut out = vec!["| scenario | conns | req/s | p50 ms | p99 ms | errors | peak RSS MB |".to_string(), "|---|---|---|---|---|---|---|".to_string()];
+
+    let (single, batched) = commit_limits(&dir, secs);
+    out.push(format!("| limit: durable commits, 1 row each (rows/s) | 1 | {single:.0} | | | | |"));
+    out.push(format!("| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"));
+    let hello = hello_baseline(64, secs);
+    row(&mut out, "limit: tiny_http hello-world, 2 threads", 64, &hello, None);
+
+    let server = Server::start(&bin, &dir.join("load.db"));
+    // Duplicates target rows that exist: insert them first.
+    let mut seeder = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
+    for i in 0..1000 {
+        assert_eq!(exchange(&mut seeder, &post(&format!("dup{i}"), i, "seed")).map(|r| r.0), Some(200));
+    }
+    let run_id = std::process::id();
+    for conns in [16, 64] {
+        let scenarios: [(&str, Box<dyn Fn(usize, u64) -> Vec<u8> + Sync>); 5] = [
+            ("POST /webhook, new messages", Box::new(move |c, i| post(&format!("n{run_id}-{conns}-{c}-{i}"), i % 1000, "hello there"))),
+            ("POST /webhook, duplicates", Box::new(|c, i| post(&format!("dup{}", (c as u64 * 7 + i) % 1000), 1, "seed"))),
+            ("GET /health/live", Box::new(|_, _| get("/health/live"))),
+            (
+                "GET /messages (mixed filters)",
+                Box::new(|c, i| {
+                    let q = ["", "from=%2B910000000007", "since=2025-01-15T10:00:00Z", "q=hello", "offset=400&limit=100"];
+                    get(&format!("/messages?{}", q[(c + i as usize) % q.len()]))
+                }),
+            ),
+            ("GET /stats", Box::new(|_, _| get("/stats"))),
+        ];
+        for (name, make) in &scenarios {
+            server.reset_peak();
+            let run = drive(server.addr, conns, secs, make.as_ref());
+            row(&mut out, name, conns, &run, Some(server.peak_rss_mb()));
+        }
+    }
+    drop(server);
+
+    for rows in sizes {
+        let db = dir.join(format!("preloaded-{rows}.db"));
+        let t = Instant::now();
+        preload(&db, rows);
+        eprintln!("preloaded {rows} rows in {:.1} s", t.elapsed().as_secs_f64());
+        let server = Server::start(&bin, &db);
+        let deep = rows.saturating_sub(100);
+        for (name, path) in [
+            ("/messages, no filter", "/messages".to_string()),
+            ("/messages?from=", "/messages?from=%2B910000000007".to_string()),
+            ("/messages?since=", "/messages?since=2025-01-20T00:00:00Z".to_string()),
+            ("/messages?q=", "/messages?q=hello".to_string()),
+            ("/messages, deep offset", format!("/messages?offset={deep}&limit=100")),
+            ("/stats", "/stats".to_string()),
+        ] {
+            server.reset_peak();
+            let run = drive(server.addr, 1, secs.min(3.0), &|_, _| get(&path));
+            row(&mut out, &format!("{rows} rows: {name}"), 1, &run, Some(server.peak_rss_mb()));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", out.join("\n"));
+}
