@@ -53,8 +53,9 @@ pub fn parse_since(s: &str) -> Option<String> {
     let utc = dt.assume_offset(offset).to_offset(UtcOffset::UTC);
     // An offset can push the instant out of 0000..=9999; clamp so the key still orders right.
     Some(match utc.year() {
-        y if y < 0 => String::new(),
-        y if y > 9999 => "9999-99".to_string(),
+        y if y < 0 => "0000-01-01T00:00:00.000000000Z".to_string(),
+        // Sorts after every real key, so nothing matches.
+        y if y > 9999 => "9999-12-31T23:59:59.999999999Z~".to_string(),
         _ => key(PrimitiveDateTime::new(utc.date(), utc.time())),
     })
 }

@@ -18,6 +18,9 @@ use webhook_api::webhook::sign_hex;
 
 const SECRET: &str = "benchsecret";
 
+/// Builds the request a connection sends next, from its index and its request count.
+type MakeRequest = Box<dyn Fn(usize, u64) -> Vec<u8> + Sync>;
+
 /// What one scenario measured.
 struct Run {
     requests: u64,
@@ -40,7 +43,12 @@ impl Run {
 }
 
 /// `conns` keep-alive connections, each sending `make(conn, i)` back to back for `secs`.
-fn drive(addr: SocketAddr, conns: usize, secs: f64, make: &(dyn Fn(usize, u64) -> Vec<u8> + Sync)) -> Run {
+fn drive(
+    addr: SocketAddr,
+    conns: usize,
+    secs: f64,
+    make: &(dyn Fn(usize, u64) -> Vec<u8> + Sync),
+) -> Run {
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let results: Vec<(u64, u64, Vec<u32>)> = std::thread::scope(|scope| {
@@ -70,7 +78,11 @@ fn drive(addr: SocketAddr, conns: usize, secs: f64, make: &(dyn Fn(usize, u64) -
                         match exchange(r, &req) {
                             Some((status, close)) => {
                                 lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                                if (200..300).contains(&status) { ok += 1 } else { errors += 1 }
+                                if (200..300).contains(&status) {
+                                    ok += 1
+                                } else {
+                                    errors += 1
+                                }
                                 if close {
                                     conn = None;
                                 }
@@ -87,10 +99,18 @@ fn drive(addr: SocketAddr, conns: usize, secs: f64, make: &(dyn Fn(usize, u64) -
             .collect();
         std::thread::sleep(Duration::from_secs_f64(secs));
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     let secs = start.elapsed().as_secs_f64();
-    let mut run = Run { requests: 0, errors: 0, secs, latencies_us: Vec::new() };
+    let mut run = Run {
+        requests: 0,
+        errors: 0,
+        secs,
+        latencies_us: Vec::new(),
+    };
     for (ok, errors, lat) in results {
         run.requests += ok;
         run.errors += errors;
@@ -147,7 +167,10 @@ struct Server {
 
 impl Server {
     fn start(bin: &Path, db: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
@@ -163,7 +186,10 @@ impl Server {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let t = Instant::now();
         while TcpStream::connect(addr).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "server did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         Server { child, addr }
@@ -175,7 +201,8 @@ impl Server {
     }
 
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let kb: f64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -187,7 +214,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -214,7 +243,11 @@ fn commit_limits(dir: &Path, secs: f64) -> (f64, f64) {
         while t.elapsed().as_secs_f64() < secs / 2.0 {
             conn.execute_batch("BEGIN").expect("begin");
             for _ in 0..per_tx {
-                conn.execute("INSERT INTO t (v) VALUES ('a message of about this size, signed')", []).expect("insert");
+                conn.execute(
+                    "INSERT INTO t (v) VALUES ('a message of about this size, signed')",
+                    [],
+                )
+                .expect("insert");
             }
             conn.execute_batch("COMMIT").expect("commit");
             rows += per_tx;
@@ -248,7 +281,8 @@ fn hello_baseline(conns: usize, secs: f64) -> Run {
 
 /// Preloads `rows` messages: 1,000 senders, one message a second, 1% mention "hello".
 fn preload(db: &Path, rows: u64) {
-    let store = Store::open(&DbLocation::File(db.to_path_buf()), Duration::from_secs(5)).expect("open");
+    let store =
+        Store::open(&DbLocation::File(db.to_path_buf()), Duration::from_secs(5)).expect("open");
     let mut batch = Vec::with_capacity(100_000);
     let base = 1_736_935_200u64; // 2025-01-15T10:00:00Z
     for i in 0..rows {
@@ -261,19 +295,44 @@ fn preload(db: &Path, rows: u64) {
             (t - base) % 60
         );
         let key = webhook_api::ts::parse_message_ts(&ts).expect("valid ts");
-        let text = if i % 100 == 0 { format!("Hello number {i}") } else { format!("message {i} about the weather") };
-        let m = Message { message_id: format!("p{i:08}"), from: format!("+91{:010}", i % 1000), to: "+14155550100".into(), ts, text: Some(text) };
+        let text = if i % 100 == 0 {
+            format!("Hello number {i}")
+        } else {
+            format!("message {i} about the weather")
+        };
+        let m = Message {
+            message_id: format!("p{i:08}"),
+            from: format!("+91{:010}", i % 1000),
+            to: "+14155550100".into(),
+            ts,
+            text: Some(text),
+        };
         batch.push((m, key));
         if batch.len() == 100_000 {
-            store.import(std::mem::take(&mut batch), "2025-01-15T10:00:00.000Z", 10_000).expect("import");
+            store
+                .import(
+                    std::mem::take(&mut batch),
+                    "2025-01-15T10:00:00.000Z",
+                    10_000,
+                )
+                .expect("import");
         }
     }
-    store.import(batch, "2025-01-15T10:00:00.000Z", 10_000).expect("import");
+    store
+        .import(batch, "2025-01-15T10:00:00.000Z", 10_000)
+        .expect("import");
 }
 
 fn main() {
-    let bin = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/release/webhook-api".into()));
-    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
+    let bin = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/webhook-api".into()),
+    );
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5.0);
     let sizes: Vec<u64> = std::env::var("BENCH_ROWS")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
@@ -281,30 +340,65 @@ fn main() {
         .collect();
     let dir = std::env::temp_dir().join(format!("webhook-api-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut out = vec!["| scenario | conns | req/s | p50 ms | p99 ms | errors | peak RSS MB |".to_string(), "|---|---|---|---|---|---|---|".to_string()];
+    let mut out = vec![
+        "| scenario | conns | req/s | p50 ms | p99 ms | errors | peak RSS MB |".to_string(),
+        "|---|---|---|---|---|---|---|".to_string(),
+    ];
 
     let (single, batched) = commit_limits(&dir, secs);
-    out.push(format!("| limit: durable commits, 1 row each (rows/s) | 1 | {single:.0} | | | | |"));
-    out.push(format!("| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"));
+    out.push(format!(
+        "| limit: durable commits, 1 row each (rows/s) | 1 | {single:.0} | | | | |"
+    ));
+    out.push(format!(
+        "| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"
+    ));
     let hello = hello_baseline(64, secs);
-    row(&mut out, "limit: tiny_http hello-world, 2 threads", 64, &hello, None);
+    row(
+        &mut out,
+        "limit: tiny_http hello-world, 2 threads",
+        64,
+        &hello,
+        None,
+    );
 
     let server = Server::start(&bin, &dir.join("load.db"));
     // Duplicates target rows that exist: insert them first.
     let mut seeder = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
     for i in 0..1000 {
-        assert_eq!(exchange(&mut seeder, &post(&format!("dup{i}"), i, "seed")).map(|r| r.0), Some(200));
+        assert_eq!(
+            exchange(&mut seeder, &post(&format!("dup{i}"), i, "seed")).map(|r| r.0),
+            Some(200)
+        );
     }
     let run_id = std::process::id();
     for conns in [16, 64] {
-        let scenarios: [(&str, Box<dyn Fn(usize, u64) -> Vec<u8> + Sync>); 5] = [
-            ("POST /webhook, new messages", Box::new(move |c, i| post(&format!("n{run_id}-{conns}-{c}-{i}"), i % 1000, "hello there"))),
-            ("POST /webhook, duplicates", Box::new(|c, i| post(&format!("dup{}", (c as u64 * 7 + i) % 1000), 1, "seed"))),
+        let scenarios: [(&str, MakeRequest); 5] = [
+            (
+                "POST /webhook, new messages",
+                Box::new(move |c, i| {
+                    let text = if i % 100 == 0 {
+                        "Hello there"
+                    } else {
+                        "about the weather today"
+                    };
+                    post(&format!("n{run_id}-{conns}-{c}-{i}"), i % 1000, text)
+                }),
+            ),
+            (
+                "POST /webhook, duplicates",
+                Box::new(|c, i| post(&format!("dup{}", (c as u64 * 7 + i) % 1000), 1, "seed")),
+            ),
             ("GET /health/live", Box::new(|_, _| get("/health/live"))),
             (
                 "GET /messages (mixed filters)",
                 Box::new(|c, i| {
-                    let q = ["", "from=%2B910000000007", "since=2025-01-15T10:00:00Z", "q=hello", "offset=400&limit=100"];
+                    let q = [
+                        "",
+                        "from=%2B910000000007",
+                        "since=2025-01-15T10:00:00Z",
+                        "q=hello",
+                        "offset=400&limit=100",
+                    ];
                     get(&format!("/messages?{}", q[(c + i as usize) % q.len()]))
                 }),
             ),
@@ -322,22 +416,44 @@ fn main() {
         let db = dir.join(format!("preloaded-{rows}.db"));
         let t = Instant::now();
         preload(&db, rows);
-        eprintln!("preloaded {rows} rows in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "preloaded {rows} rows in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let server = Server::start(&bin, &db);
         let deep = rows.saturating_sub(100);
         for (name, path) in [
             ("/messages, no filter", "/messages".to_string()),
-            ("/messages?from=", "/messages?from=%2B910000000007".to_string()),
-            ("/messages?since=", "/messages?since=2025-01-20T00:00:00Z".to_string()),
+            (
+                "/messages?from=",
+                "/messages?from=%2B910000000007".to_string(),
+            ),
+            (
+                "/messages?since=",
+                "/messages?since=2025-01-20T00:00:00Z".to_string(),
+            ),
             ("/messages?q=", "/messages?q=hello".to_string()),
-            ("/messages, deep offset", format!("/messages?offset={deep}&limit=100")),
+            (
+                "/messages, deep offset",
+                format!("/messages?offset={deep}&limit=100"),
+            ),
             ("/stats", "/stats".to_string()),
         ] {
             server.reset_peak();
             let run = drive(server.addr, 1, secs.min(3.0), &|_, _| get(&path));
-            row(&mut out, &format!("{rows} rows: {name}"), 1, &run, Some(server.peak_rss_mb()));
+            row(
+                &mut out,
+                &format!("{rows} rows: {name}"),
+                1,
+                &run,
+                Some(server.peak_rss_mb()),
+            );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var("BENCH_KEEP").is_ok() {
+        eprintln!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!("{}", out.join("\n"));
 }
