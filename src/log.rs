@@ -59,6 +59,11 @@ impl Logger {
         Logger::new(min, Box::new(std::io::stdout()))
     }
 
+    /// Whether lines of this level are written (so callers can skip building the others).
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.min
+    }
+
     /// Writes the line if its level passes the filter. A failed write (closed stdout) is ignored:
     /// losing a log line must not fail a request that has already been answered.
     pub fn write(&self, line: Line) {

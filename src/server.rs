@@ -445,19 +445,21 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
         400..=499 => Level::Warning,
         _ => Level::Info,
     };
-    let mut line = Line::new(level)
-        .str("request_id", &request_id)
-        .str("method", &req.method)
-        .str("path", &req.path)
-        .raw("status", reply.status)
-        .raw("latency_ms", format!("{:.3}", seconds * 1000.0));
-    if let Some(result) = result {
-        if let Some(id) = &reply.facts.message_id {
-            line = line.str("message_id", id);
+    if app.log.enabled(level) {
+        let mut line = Line::new(level)
+            .str("request_id", &request_id)
+            .str("method", &req.method)
+            .str("path", &req.path)
+            .raw("status", reply.status)
+            .raw("latency_ms", format!("{:.3}", seconds * 1000.0));
+        if let Some(result) = result {
+            if let Some(id) = &reply.facts.message_id {
+                line = line.str("message_id", id);
+            }
+            line = line.raw("dup", result == "duplicate").str("result", result);
         }
-        line = line.raw("dup", result == "duplicate").str("result", result);
+        app.log.write(line);
     }
-    app.log.write(line);
     reply.headers.push(("X-Request-ID", request_id));
     reply
 }

@@ -151,8 +151,20 @@ fn get(path: &str) -> Vec<u8> {
 }
 
 fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
+    // Timestamps spread over about a month, as a real stream's would be.
+    let t = id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % (30 * 86400);
+    let ts = format!(
+        "2025-01-{:02}T{:02}:{:02}:{:02}Z",
+        1 + t / 86400,
+        t / 3600 % 24,
+        t / 60 % 60,
+        t % 60
+    );
     let body = format!(
-        r#"{{"message_id":"{id}","from":"+91{from:010}","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"{text}"}}"#
+        r#"{{"message_id":"{id}","from":"+91{from:010}","to":"+14155550100","ts":"{ts}","text":"{text}"}}"#
     );
     let sig = sign_hex(SECRET.as_bytes(), body.as_bytes());
     format!("POST /webhook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Signature: {sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
