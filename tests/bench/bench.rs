@@ -3,6 +3,9 @@
 //! be read as a ratio. Loopback only, bounded in time (BENCH_SECS per scenario, default 5).
 //!
 //! Usage: bench <path to webhook-api>   (the Makefile passes target/release/webhook-api)
+//!        bench footprint <path>        binary size, time to ready, idle RSS, RSS after
+//!                                      FOOTPRINT_SECS (60) of mixed load; exits non-zero if the
+//!                                      binary does not serve (CI runs it on the static build)
 //! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"), BENCH_WORKERS (server WORKERS, default
 //!        the server's own default)
 
