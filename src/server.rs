@@ -52,7 +52,9 @@ struct Shared {
     open: Arc<AtomicUsize>,
     /// Connections waiting in the queue for a worker.
     queued: AtomicUsize,
-    queue: SyncSender<Conn>,
+    /// Connections for the workers; `None` tells one worker to stop (sent by `stop`, after the
+    /// connections already queued, so those are still served).
+    queue: SyncSender<Option<Conn>>,
     limits: Limits,
 }
 
@@ -142,8 +144,10 @@ impl Server {
             Duration::from_secs(1),
         );
         let _ = self.acceptor.join();
-        // The accept thread's end dropped nothing the workers need: they stop once the queue is
-        // empty and the stop flag is set.
+        // One stop message per worker, behind the connections already queued.
+        for _ in &self.workers {
+            let _ = self.shared.queue.send(None);
+        }
         for w in self.workers {
             let _ = w.join();
         }
@@ -192,7 +196,7 @@ fn accept(app: &App, shared: &Shared, listener: &TcpListener) {
             _open: OpenGuard(Arc::clone(&shared.open)),
         };
         shared.queued.fetch_add(1, SeqCst);
-        if shared.queue.try_send(conn).is_err() {
+        if shared.queue.try_send(Some(conn)).is_err() {
             shared.queued.fetch_sub(1, SeqCst); // cannot happen: the queue holds max_connections
         }
     }
@@ -212,18 +216,10 @@ fn refuse(mut stream: TcpStream) {
 
 /// A worker: take the next connection from the queue and serve it until it closes, goes idle
 /// too long, or should make room for a waiting one.
-fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Conn>>) {
+fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Conn>>>) {
     loop {
-        let next = {
-            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-            rx.recv_timeout(IDLE_SLICE)
-        };
-        let Ok(conn) = next else {
-            if shared.stopping.load(SeqCst) && shared.queued.load(SeqCst) == 0 {
-                return;
-            }
-            continue;
-        };
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(Some(conn)) = next else { return };
         shared.queued.fetch_sub(1, SeqCst);
         // A bug in the framing code must cost this connection, not the worker.
         let kept = catch_unwind(AssertUnwindSafe(|| serve(app, shared, conn)))
@@ -232,7 +228,7 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Conn>>) {
         if let Some(conn) = kept {
             shared.queued.fetch_add(1, SeqCst);
             if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                shared.queue.try_send(conn)
+                shared.queue.try_send(Some(conn))
             {
                 shared.queued.fetch_sub(1, SeqCst);
             }
