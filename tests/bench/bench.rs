@@ -338,7 +338,80 @@ fn preload(db: &Path, rows: u64) {
         .expect("import");
 }
 
+/// `bench footprint <bin>`: the numbers of the README's footprint table.
+fn footprint(bin: &Path) {
+    let size = std::fs::metadata(bin).expect("binary").len();
+    let dir = std::env::temp_dir().join(format!("webhook-api-footprint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let started = Instant::now();
+    let server = Server::start(bin, &dir.join("app.db"));
+    let mut probe = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
+    while exchange(&mut probe, &get("/health/ready")).map(|r| r.0) != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not ready within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    drop(probe);
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = |key: &str| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+            .unwrap_or_default();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        kib / 1024.0
+    };
+    let idle = rss("VmRSS:");
+    let secs: f64 = std::env::var("FOOTPRINT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60.0);
+    let run_id = std::process::id();
+    let run = drive(server.addr, 16, secs, &|c, i| match i % 4 {
+        0 | 3 => post(
+            &format!("f{run_id}-{c}-{i}"),
+            i % 1000,
+            "about the weather today",
+        ),
+        1 => get("/messages?q=weather&limit=20"),
+        _ => get("/stats"),
+    });
+    let (after, peak) = (rss("VmRSS:"), rss("VmHWM:"));
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| binary size | {:.2} MB ({size} bytes) |",
+        size as f64 / 1e6
+    );
+    println!("| start to ready | {ready_ms:.1} ms |");
+    println!("| idle RSS | {idle:.1} MiB |");
+    println!(
+        "| RSS after {secs:.0} s of mixed load (16 connections, {:.0} req/s, {} errors) | {after:.1} MiB (peak {peak:.1} MiB) |",
+        run.rps(),
+        run.errors
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        run.requests > 0 && run.errors == 0,
+        "the binary must serve without errors"
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("footprint") {
+        let bin = PathBuf::from(
+            std::env::args()
+                .nth(2)
+                .expect("bench footprint <path to binary>"),
+        );
+        footprint(&std::fs::canonicalize(&bin).expect("the binary exists"));
+        return;
+    }
     let bin = PathBuf::from(
         std::env::args()
             .nth(1)
