@@ -1,7 +1,7 @@
 # Each target is a one-liner; `make help` lists them.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 IMAGE ?= webhook-api
-.PHONY: help run test lint fuzz bench static footprint up dev down logs test-docker
+.PHONY: help run test lint fuzz schemathesis bench static footprint up dev down logs test-docker
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -14,6 +14,9 @@ test: ## run every test (unit, over real sockets, fault injection)
 
 fuzz: ## a million seeded inputs into each parser (FUZZ_SEED=n to vary), release build
 	FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-1000000} cargo test --release --locked --test fuzz -- --nocapture
+
+schemathesis: ## the whole API from its own /openapi.json with schemathesis (PyPI): no 5xx, no crash
+	bash .ci/schemathesis
 
 bench: ## load benchmark over loopback (BENCH_SECS, BENCH_ROWS): prints a markdown table
 	cargo build --release --locked && cargo run --release --locked --example bench -- target/release/webhook-api
