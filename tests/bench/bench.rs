@@ -373,12 +373,19 @@ fn footprint(bin: &Path) {
         .unwrap_or(60.0);
     let run_id = std::process::id();
     let run = drive(server.addr, 16, secs, &|c, i| match i % 4 {
-        0 | 3 => post(
-            &format!("f{run_id}-{c}-{i}"),
-            i % 1000,
-            "about the weather today",
-        ),
-        1 => get("/messages?q=weather&limit=20"),
+        0 | 3 => {
+            let text = if i % 100 == 0 {
+                "Hello there"
+            } else {
+                "about the weather today"
+            };
+            post(&format!("f{run_id}-{c}-{i}"), i % 1000, text)
+        }
+        1 => get([
+            "/messages?q=hello&limit=20",
+            "/messages?limit=20",
+            "/messages?offset=2000",
+        ][(i / 4 % 3) as usize]),
         _ => get("/stats"),
     });
     let (after, peak) = (rss("VmRSS:"), rss("VmHWM:"));
