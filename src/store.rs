@@ -509,7 +509,13 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connectio
     let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
     // temp_store: the container image has no /tmp.
-    write.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
+    // wal_autocheckpoint 8000 pages (32 MiB) instead of 1000: the checkpoint runs inside a
+    // committing request, and doing it an eighth as often lifted durable ingest by ~15% in
+    // `make bench`. journal_size_limit truncates the WAL back to 64 MiB at most afterwards.
+    write.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 67108864;",
+    )?;
     write.execute_batch(SCHEMA)?;
     write.execute_batch(BACKFILL)?;
     let read = Connection::open(path)?;
