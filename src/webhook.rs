@@ -130,24 +130,25 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
 pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldError>> {
     let mut errors = Vec::new();
     let whole = Value::Object(p.clone());
-    let mut string = |name: &str, check: &dyn Fn(&str) -> Option<FieldError>| -> Option<String> {
-        let err = match p.get(name) {
-            None => FieldError::new("missing", name, "Field required", whole.clone()),
-            Some(Value::String(s)) => match check(s) {
-                None => return Some(s.clone()),
-                Some(e) => e,
-            },
-            Some(other) => FieldError::new(
-                "string_type",
-                name,
-                "Input should be a valid string",
-                other.clone(),
-            ),
+    let mut string =
+        |name: &str, check: &mut dyn FnMut(&str) -> Option<FieldError>| -> Option<String> {
+            let err = match p.get(name) {
+                None => FieldError::new("missing", name, "Field required", whole.clone()),
+                Some(Value::String(s)) => match check(s) {
+                    None => return Some(s.clone()),
+                    Some(e) => e,
+                },
+                Some(other) => FieldError::new(
+                    "string_type",
+                    name,
+                    "Input should be a valid string",
+                    other.clone(),
+                ),
+            };
+            errors.push(err);
+            None
         };
-        errors.push(err);
-        None
-    };
-    let message_id = string("message_id", &|s| {
+    let message_id = string("message_id", &mut |s| {
         if s.is_empty() {
             Some(
                 FieldError::new(
@@ -169,21 +170,20 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
             None
         }
     });
-    let from = string("from", &|s| msisdn_error("from", s));
-    let to = string("to", &|s| msisdn_error("to", s));
+    let from = string("from", &mut |s| msisdn_error("from", s));
+    let to = string("to", &mut |s| msisdn_error("to", s));
     let mut ts_key = None;
-    let ts = string("ts", &|s| match crate::ts::parse_message_ts(s) {
-        Some(_) => None,
-        None => Some(FieldError::new(
-            "value_error",
-            "ts",
-            "Value error, ts must be ISO-8601 UTC like 2025-01-15T10:00:00Z",
-            s.into(),
-        )),
+    let ts = string("ts", &mut |s| {
+        ts_key = crate::ts::parse_message_ts(s);
+        ts_key.is_none().then(|| {
+            FieldError::new(
+                "value_error",
+                "ts",
+                "Value error, ts must be ISO-8601 UTC like 2025-01-15T10:00:00Z",
+                s.into(),
+            )
+        })
     });
-    if let Some(ts) = &ts {
-        ts_key = crate::ts::parse_message_ts(ts);
-    }
     let text = match p.get("text") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_CHARS => Some(s.clone()),
