@@ -369,7 +369,10 @@ impl Store {
         // The trigram index answers `q` of three characters or more exactly: a phrase of
         // consecutive trigrams is a substring. Shorter patterns fall back to instr(). Either way
         // `%` and `_` are ordinary characters.
-        let indexed_q = fast && q.as_ref().is_some_and(|q| q.chars().count() >= 3);
+        // A NUL ends an FTS5 query string early, so such patterns take the plain path too.
+        let indexed_q = fast
+            && q.as_ref()
+                .is_some_and(|q| q.chars().count() >= 3 && !q.contains('\0'));
         let mut w = Where::default();
         if let Some(from) = &f.from {
             w.add("from_msisdn = ?", from.clone());
@@ -385,12 +388,14 @@ impl Store {
                     phrase(q),
                 );
                 w.extend(
-                    " UNION ALL SELECT rowid FROM messages WHERE rowid > (SELECT n FROM counters WHERE name = 'fts_rowid')
-                      AND instr(text_fold, ?) > 0)",
-                    q.clone(),
+                    &format!(
+                        " UNION ALL SELECT rowid FROM messages
+                          WHERE rowid > (SELECT n FROM counters WHERE name = 'fts_rowid') AND {CONTAINS})"
+                    ),
+                    q.as_bytes().to_vec(),
                 );
             }
-            Some(q) => w.add("instr(text_fold, ?) > 0", q.clone()),
+            Some(q) => w.add(CONTAINS, q.as_bytes().to_vec()),
             None => {}
         }
         let mut conn = self.reader();
@@ -406,12 +411,13 @@ impl Store {
                 .unwrap_or(0),
             (None, Some(since), None) => count_since(&tx, since)?,
             (None, None, Some(q)) if indexed_q => tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT (SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1)
                           + (SELECT count(*) FROM messages WHERE rowid > (SELECT n FROM counters WHERE name = 'fts_rowid')
-                             AND instr(text_fold, ?2) > 0)",
-                )?
-                .query_row(params![phrase(q), q], |r| r.get(0))?,
+                             AND {})",
+                    CONTAINS.replace('?', "?2")
+                ))?
+                .query_row(params![phrase(q), q.as_bytes()], |r| r.get(0))?,
             _ => w.count(&tx)?,
         };
         let mut offset = f.offset;
@@ -524,6 +530,10 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connectio
     Ok((write, read))
 }
 
+/// `text_fold` contains the bound pattern: instr() over bytes, a plain substring test (`%` and
+/// `_` are ordinary); for valid UTF-8 a byte substring is a character substring.
+const CONTAINS: &str = "instr(CAST(text_fold AS BLOB), ?) > 0";
+
 /// Rows are added to the trigram index in batches of at least this many (in the transaction that
 /// reaches it), not one transaction at a time: FTS5 writes a segment per transaction, and small
 /// ones cost about a quarter of the ingest rate. Rows above the watermark are matched by instr().
@@ -620,15 +630,15 @@ struct Where {
 
 impl Where {
     /// Adds a condition with one `?` for `value`.
-    fn add(&mut self, clause: &str, value: String) {
-        self.args.push(Sql::Text(value));
+    fn add(&mut self, clause: &str, value: impl Into<Sql>) {
+        self.args.push(value.into());
         self.clauses
             .push(clause.replace('?', &format!("?{}", self.args.len())));
     }
 
     /// Appends to the last condition a continuation with one more `?` for `value`.
-    fn extend(&mut self, tail: &str, value: String) {
-        self.args.push(Sql::Text(value));
+    fn extend(&mut self, tail: &str, value: impl Into<Sql>) {
+        self.args.push(value.into());
         let tail = tail.replace('?', &format!("?{}", self.args.len()));
         if let Some(last) = self.clauses.last_mut() {
             last.push_str(&tail);
@@ -700,9 +710,14 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
 }
 
 /// Case folding for `q`: each character lower-cased on its own (no context rules such as the Greek
-/// final sigma), so the stored text and the query fold the same way.
+/// final sigma), so the stored text and the query fold the same way. NUL becomes U+FFFF (a
+/// noncharacter): SQLite's text functions and the FTS5 tokenizer mishandle NUL, and mapping
+/// both sides the same way keeps a substring a substring.
 pub fn fold(s: &str) -> String {
-    s.chars().flat_map(char::to_lowercase).collect()
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '\0' { '\u{FFFF}' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -771,8 +786,8 @@ mod tests {
     #[test]
     fn fast_paths_agree_with_the_plain_definition() {
         let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
-        const ALPHABET: [&str; 16] = [
-            "a", "b", "A", "Ä", "ä", "ß", "%", "_", "\"", "é", "Σ", "σ", "ς", " ", "x", "😀",
+        const ALPHABET: [&str; 17] = [
+            "a", "b", "A", "Ä", "ä", "ß", "%", "_", "\"", "é", "Σ", "σ", "ς", " ", "x", "😀", "\0",
         ];
         let mut seed = 12345u64;
         let mut rand = move |n: usize| {

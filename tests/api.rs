@@ -636,3 +636,26 @@ fn openapi_document_lists_exactly_the_routes() {
         assert_ne!(r.status, 404, "{method} {path} is routed");
     }
 }
+
+#[test]
+fn nul_characters_are_stored_and_searchable() {
+    let s = TestServer::start();
+    s.put("nul", "+1", "2025-01-15T10:00:00Z", Some("ab\u{0}cd"));
+    s.put("plain", "+1", "2025-01-15T10:00:01Z", Some("abcd"));
+    let list = s.get("/messages").json();
+    assert_eq!(
+        list["data"][0]["text"], "ab\u{0}cd",
+        "returned exactly as sent"
+    );
+    for (q, want) in [
+        ("b%00c", vec!["nul"]),
+        ("ab%00cd", vec!["nul"]),
+        ("%00", vec!["nul"]),
+        ("abcd", vec!["plain"]),
+        ("bcd", vec!["plain"]),
+    ] {
+        let r = s.get(&format!("/messages?q={q}"));
+        assert_eq!(r.status, 200, "q={q}");
+        assert_eq!(ids(&r.json()), want, "q={q}");
+    }
+}
