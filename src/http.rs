@@ -108,10 +108,15 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply.
     pub fn json(status: u16, body: &Value) -> Reply {
+        Reply::bytes(status, "application/json", body.to_string().into_bytes())
+    }
+
+    /// A reply whose body is already serialised (the metrics text, the OpenAPI document).
+    pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply {
             status,
-            content_type: "application/json",
-            body: body.to_string().into_bytes(),
+            content_type,
+            body,
             headers: Vec::new(),
             facts: Facts::default(),
         }

@@ -121,8 +121,9 @@ impl Line {
     /// A string field, JSON-escaped.
     pub fn str(mut self, key: &str, value: &str) -> Line {
         self.key(key);
+        // Serialising a &str cannot fail; the fallback only keeps the line valid JSON regardless.
         self.buf
-            .push_str(&serde_json::Value::from(value).to_string());
+            .push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into()));
         self
     }
 

@@ -29,15 +29,16 @@ pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
         ("/stats", "GET") => messages::stats(app, req),
         ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),
         ("/health/ready", "GET") => Ok(ready(app)),
-        ("/metrics", "GET") => Ok(Reply {
-            content_type: metrics::CONTENT_TYPE,
-            body: app.metrics.render().into_bytes(),
-            ..Reply::json(200, &json!(null))
-        }),
-        ("/openapi.json", "GET") => Ok(Reply {
-            body: OPENAPI.as_bytes().to_vec(),
-            ..Reply::json(200, &json!(null))
-        }),
+        ("/metrics", "GET") => Ok(Reply::bytes(
+            200,
+            metrics::CONTENT_TYPE,
+            app.metrics.render().into_bytes(),
+        )),
+        ("/openapi.json", "GET") => Ok(Reply::bytes(
+            200,
+            "application/json",
+            OPENAPI.as_bytes().to_vec(),
+        )),
         #[cfg(feature = "fault-injection")]
         (path, "POST") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {

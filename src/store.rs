@@ -346,7 +346,7 @@ impl Store {
             if let Some(read) = &self.read {
                 *lock(read) = r;
             }
-            *known = file_id(path);
+            *known = Some(current);
         }
         Ok(())
     }

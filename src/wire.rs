@@ -29,10 +29,9 @@ pub struct Limits {
 /// Why a request could not be read. `status()` is what the client is told, if anything.
 #[derive(Debug)]
 pub enum WireError {
-    /// The peer closed (or reset) the connection: nobody to answer.
+    /// The input ended (the buffer holds no more, or the peer closed): nobody to answer yet.
+    /// Timeouts are not decided here: `server` owns the clock and answers 408 itself.
     Closed,
-    /// The peer stopped sending mid-request (or the request deadline passed): 408.
-    Timeout,
     /// Malformed or ambiguous framing: 400.
     Bad(&'static str),
     /// The request line is over its cap: 414.
@@ -52,7 +51,6 @@ impl WireError {
     pub fn status(&self) -> Option<(u16, &'static str)> {
         Some(match self {
             WireError::Closed => return None,
-            WireError::Timeout => (408, "request timeout"),
             WireError::Bad(why) => (400, why),
             WireError::UriTooLong => (414, "request line too long"),
             WireError::HeadTooLarge => (431, "request header fields too large"),
@@ -60,13 +58,6 @@ impl WireError {
             WireError::NotImplemented => (501, "transfer coding not implemented"),
             WireError::Version => (505, "HTTP version not supported"),
         })
-    }
-
-    fn from_io(e: io::Error) -> WireError {
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => WireError::Timeout,
-            _ => WireError::Closed,
-        }
     }
 }
 
@@ -218,7 +209,7 @@ pub fn read_body(
             let mut body = Vec::with_capacity(n as usize);
             r.take(n)
                 .read_to_end(&mut body)
-                .map_err(WireError::from_io)?;
+                .map_err(|_| WireError::Closed)?;
             if body.len() as u64 != n {
                 return Err(WireError::Closed); // the peer closed before sending it all
             }
@@ -253,7 +244,7 @@ pub fn read_body(
                 let before = body.len();
                 r.take(size)
                     .read_to_end(&mut body)
-                    .map_err(WireError::from_io)?;
+                    .map_err(|_| WireError::Closed)?;
                 if (body.len() - before) as u64 != size {
                     return Err(WireError::Closed);
                 }
@@ -343,7 +334,7 @@ fn read_line(
 ) -> Result<(), WireError> {
     line.clear();
     loop {
-        let available = r.fill_buf().map_err(WireError::from_io)?;
+        let available = r.fill_buf().map_err(|_| WireError::Closed)?;
         if available.is_empty() {
             return Err(WireError::Closed);
         }

@@ -89,19 +89,19 @@ fn stalled_bodies_and_headers_do_not_hold_the_workers() {
     for _ in 0..5 {
         bin.assert_serving(PROMPT);
     }
-    // After the read timeout each stalled client is told 408 and closed.
-    let mut answer = Vec::new();
-    stalled[0]
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    stalled[0].read_to_end(&mut answer).expect("read");
-    assert_eq!(parse_response(&answer).map(|r| r.status), Some(408));
-    let mut answer = Vec::new();
-    stalled[15]
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    stalled[15].read_to_end(&mut answer).expect("read");
-    assert_eq!(parse_response(&answer).map(|r| r.status), Some(408));
+    // After the read timeout each stalled client (a body, a head) is told 408 and closed.
+    for i in [0, 15] {
+        let mut answer = Vec::new();
+        stalled[i]
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stalled[i].read_to_end(&mut answer).expect("read");
+        assert_eq!(
+            parse_response(&answer).map(|r| r.status),
+            Some(408),
+            "stalled client {i}"
+        );
+    }
 }
 
 #[test]

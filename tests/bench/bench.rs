@@ -216,14 +216,19 @@ impl Server {
     }
 
     fn peak_rss_mb(&self) -> f64 {
+        self.memory_mib("VmHWM:")
+    }
+
+    /// A memory line of /proc/<pid>/status (`VmRSS:`, `VmHWM:`) in MiB.
+    fn memory_mib(&self, key: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        let kb: f64 = status
+        let kib: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(f64::NAN);
-        kb / 1024.0
+        kib / 1024.0
     }
 }
 
@@ -356,17 +361,7 @@ fn footprint(bin: &Path) {
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     drop(probe);
     std::thread::sleep(Duration::from_secs(1));
-    let rss = |key: &str| {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-            .unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        kib / 1024.0
-    };
-    let idle = rss("VmRSS:");
+    let idle = server.memory_mib("VmRSS:");
     let secs: f64 = std::env::var("FOOTPRINT_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -388,7 +383,7 @@ fn footprint(bin: &Path) {
         ][(i / 4 % 3) as usize]),
         _ => get("/stats"),
     });
-    let (after, peak) = (rss("VmRSS:"), rss("VmHWM:"));
+    let (after, peak) = (server.memory_mib("VmRSS:"), server.peak_rss_mb());
     println!("| measure | value |\n|---|---|");
     println!(
         "| binary size | {:.2} MB ({size} bytes) |",
