@@ -9,7 +9,8 @@ help: ## list the targets
 run: ## start the service with the settings of .env (or .env.example)
 	set -a && . ./$(ENV_FILE) && set +a && cargo run --release --locked
 
-test: ## run every test (unit, over real sockets, fault injection)
+test: ## run every test (unit, over real sockets, fault injection); installs promtool if it can
+	@bash .ci/promtool
 	cargo test --locked --features fault-injection
 
 fuzz: ## a million seeded inputs into each parser (FUZZ_SEED=n to vary), release build

@@ -219,7 +219,17 @@ fn refuse(mut stream: TcpStream) {
 fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Conn>>>) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(Some(conn)) = next else { return };
+        let conn = match next {
+            Ok(Some(conn)) => conn,
+            // Stopping, but a connection rotated out before the stop is still queued behind this
+            // message: pass the message back so that connection is served before the pool ends.
+            Ok(None) if shared.queued.load(SeqCst) > 0 => {
+                let _ = shared.queue.try_send(None);
+                std::thread::yield_now();
+                continue;
+            }
+            _ => return,
+        };
         shared.queued.fetch_sub(1, SeqCst);
         // A bug in the framing code must cost this connection, not the worker.
         let kept = catch_unwind(AssertUnwindSafe(|| serve(app, shared, conn)))
@@ -351,13 +361,14 @@ fn receive(
 ) -> Received {
     let now = Instant::now();
     let silence = now.saturating_duration_since(conn.last_active);
+    let stopping = shared.stopping.load(SeqCst);
     let limit = match conn.request_started {
         // Mid-request: the total deadline and the longest silence both apply.
         Some(started) => (started + request_timeout)
             .saturating_duration_since(now)
             .min(read_timeout.saturating_sub(silence)),
-        // Idle between requests: close when the idle timeout passes or the server stops.
-        None if shared.stopping.load(SeqCst) => return Received::Closed,
+        // Idle between requests: close when the idle timeout passes, or when the server stops
+        // and one short look finds no request already sent.
         None => idle_timeout.saturating_sub(silence),
     };
     if limit.is_zero() {
@@ -367,7 +378,7 @@ fn receive(
             Received::Closed
         };
     }
-    let slice = if shared.queued.load(SeqCst) > 0 || shared.stopping.load(SeqCst) {
+    let slice = if shared.queued.load(SeqCst) > 0 || stopping {
         BUSY_SLICE
     } else {
         IDLE_SLICE
@@ -393,7 +404,10 @@ fn receive(
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) =>
         {
-            if shared.queued.load(SeqCst) > 0 {
+            if stopping && conn.request_started.is_none() {
+                Received::Closed
+            // While stopping, a connection is served to its end, never put back in the queue.
+            } else if shared.queued.load(SeqCst) > 0 && !stopping {
                 Received::Rotate
             } else {
                 Received::More

@@ -351,28 +351,18 @@ impl Store {
         Ok(())
     }
 
-    /// One page of messages ordered by instant then id, and the count of all that match.
+    /// One page of messages ordered by instant then id, and the count of all that match. Uses
+    /// every shortcut: aggregates for totals, the trigram index for `q`, hour buckets for deep
+    /// offsets (a test compares each with a plain model of the rows).
     pub fn list(&self, f: &Filter) -> Result<Page, Error> {
-        self.list_with(f, true)
-    }
-
-    /// `list` the plain way: no aggregates, no trigram index, no hour buckets. The definition
-    /// `list` must agree with, kept for the equivalence test.
-    pub fn list_by_scan(&self, f: &Filter) -> Result<Page, Error> {
-        self.list_with(f, false)
-    }
-
-    /// `fast` turns on the shortcuts (aggregates for totals, the trigram index for `q`, hour
-    /// buckets for deep offsets); without it every answer comes from the plain definition.
-    fn list_with(&self, f: &Filter, fast: bool) -> Result<Page, Error> {
         let q = f.q.as_deref().map(fold);
         // The trigram index answers `q` of three characters or more exactly: a phrase of
         // consecutive trigrams is a substring. Shorter patterns fall back to instr(). Either way
         // `%` and `_` are ordinary characters.
         // A NUL ends an FTS5 query string early, so such patterns take the plain path too.
-        let indexed_q = fast
-            && q.as_ref()
-                .is_some_and(|q| q.chars().count() >= 3 && !q.contains('\0'));
+        let indexed_q = q
+            .as_ref()
+            .is_some_and(|q| q.chars().count() >= 3 && !q.contains('\0'));
         let mut w = Where::default();
         if let Some(from) = &f.from {
             w.add("from_msisdn = ?", from.clone());
@@ -402,7 +392,6 @@ impl Store {
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
         let total: i64 = match (&f.from, &f.since_key, &q) {
-            _ if !fast => w.count(&tx)?,
             (None, None, None) => counter(&tx, "messages")?,
             (Some(from), None, None) => tx
                 .prepare_cached("SELECT n FROM senders WHERE from_msisdn = ?1")?
@@ -422,7 +411,7 @@ impl Store {
         };
         let mut offset = f.offset;
         let mut table = "messages";
-        if fast && f.from.is_none() && q.is_none() && offset >= SEEK_FROM {
+        if f.from.is_none() && q.is_none() && offset >= SEEK_FROM {
             // Deep offset by instant: skip whole hours by their counts, then step inside one.
             let (start_hour, rest) = seek_hour(&tx, f.since_key.as_deref(), offset)?;
             if let Some(hour) = start_hour {
@@ -783,8 +772,39 @@ mod tests {
         assert_eq!(st.last_ts.as_deref(), Some("2025-01-15T10:00:00.5Z"));
     }
 
+    /// The listing by its definition, over the rows in memory, sharing nothing with `list`: the
+    /// rows that match every filter, sorted by (instant key, message_id) as bytes, then the page.
+    fn model(rows: &[(Message, String)], f: &Filter) -> Page {
+        let lower = |s: &str| -> String { s.chars().flat_map(char::to_lowercase).collect() };
+        let mut hits: Vec<&(Message, String)> = rows
+            .iter()
+            .filter(|(m, key)| {
+                f.from.as_ref().is_none_or(|from| &m.from == from)
+                    && f.since_key.as_ref().is_none_or(|since| key >= since)
+                    && f.q.as_ref().is_none_or(|q| {
+                        m.text
+                            .as_ref()
+                            .is_some_and(|t| lower(t).contains(&lower(q)))
+                    })
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            (a.1.as_bytes(), a.0.message_id.as_bytes())
+                .cmp(&(b.1.as_bytes(), b.0.message_id.as_bytes()))
+        });
+        Page {
+            total: hits.len() as i64,
+            messages: hits
+                .iter()
+                .skip(f.offset as usize)
+                .take(f.limit as usize)
+                .map(|(m, _)| m.clone())
+                .collect(),
+        }
+    }
+
     #[test]
-    fn fast_paths_agree_with_the_plain_definition() {
+    fn every_shortcut_agrees_with_a_model_of_the_rows() {
         let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
         const ALPHABET: [&str; 17] = [
             "a", "b", "A", "Ä", "ä", "ß", "%", "_", "\"", "é", "Σ", "σ", "ς", " ", "x", "😀", "\0",
@@ -801,8 +821,30 @@ mod tests {
                 .map(|_| ALPHABET[rand(ALPHABET.len())])
                 .collect::<String>()
         };
+        // The `since` values filtered by, and rows exactly on each of them (several spellings of
+        // the same instant), just before and just after, and on the edges of their hours.
+        let sinces = [
+            "2025-01-15T10:30:00.000000000Z",
+            "2025-01-16T00:00:00.000000000Z",
+            "2025-01-17T01:59:59.500000000Z",
+        ];
+        let edges = [
+            "2025-01-15T10:30:00Z",
+            "2025-01-15T10:30:00.000Z",
+            "2025-01-15T10:29:59.999999999Z",
+            "2025-01-15T10:30:00.000000001Z",
+            "2025-01-15T10:00:00Z",
+            "2025-01-15T10:59:59.999999999Z",
+            "2025-01-16T00:00:00Z",
+            "2025-01-16T00:00:00.0Z",
+            "2025-01-15T23:59:59.999999999Z",
+            "2025-01-17T01:59:59.5Z",
+            "2025-01-17T01:59:59.500000000Z",
+            "2025-01-17T01:59:59.499999999Z",
+            "2025-01-17T02:00:00Z",
+        ];
         // 3,000 rows over about 50 hours, out of order, some sharing an instant.
-        let rows: Vec<(Message, String)> = (0..3000u64)
+        let mut rows: Vec<(Message, String)> = (0..3000u64)
             .map(|i| {
                 // Every text holds "abc", so q=abc has over 2,000 matches (the time-index walk).
                 let text = if i % 10 == 0 {
@@ -810,37 +852,41 @@ mod tests {
                 } else {
                     Some(format!("{}abc{}", word((i % 23) as usize), word(2)))
                 };
-                let t = (i * 7919) % 180_000;
-                let ts = format!(
-                    "2025-01-{:02}T{:02}:{:02}:{:02}.{}Z",
-                    15 + t / 86400,
-                    t / 3600 % 24,
-                    t / 60 % 60,
-                    t % 60,
-                    i % 3
-                );
+                let ts = if i % 41 == 0 {
+                    edges[(i / 41) as usize % edges.len()].to_string()
+                } else {
+                    let t = (i * 7919) % 180_000;
+                    format!(
+                        "2025-01-{:02}T{:02}:{:02}:{:02}.{}Z",
+                        15 + t / 86400,
+                        t / 3600 % 24,
+                        t / 60 % 60,
+                        t % 60,
+                        i % 3
+                    )
+                };
                 let key = crate::ts::parse_message_ts(&ts).expect("ts");
-                (
-                    Message {
-                        message_id: format!("m{i}"),
-                        from: format!("+{}", i % 3),
-                        to: "+1".into(),
-                        ts,
-                        text,
-                    },
-                    key,
-                )
+                let m = Message {
+                    message_id: format!("m{i}"),
+                    from: format!("+{}", i % 3),
+                    to: "+1".into(),
+                    ts,
+                    text,
+                };
+                (m, key)
             })
             .collect();
         for chunk in rows.chunks(700) {
             s.import(chunk.to_vec(), "2025-01-01T00:00:00.000Z", 300)
                 .expect("import");
         }
-        let sinces = [
-            "2025-01-15T10:30:00.000000000Z",
-            "2025-01-16T00:00:00.000000000Z",
-            "2025-01-17T01:59:59.500000000Z",
-        ];
+        // A few through the group-commit path, after the text index's last batch.
+        for (i, edge) in edges.iter().enumerate().take(5) {
+            let m = msg(&format!("n{i}"), "+1", edge, Some("late abc"));
+            put(&s, &m);
+            let key = crate::ts::parse_message_ts(&m.ts).expect("ts");
+            rows.push((m, key));
+        }
         let mut long_hits = 0;
         for round in 0..600usize {
             let q = if round % 7 == 0 {
@@ -855,18 +901,78 @@ mod tests {
                 limit: 1 + (round % 100) as u32,
                 offset: [0, 3, 999, 1000, 1234, 2500, 2999, 5000][round % 8],
             };
-            let fast = s.list(&filter).expect("fast");
-            let plain = s.list_by_scan(&filter).expect("plain");
-            assert_eq!(fast.total, plain.total, "total for {filter:?}");
-            assert_eq!(fast.messages, plain.messages, "page for {filter:?}");
+            let got = s.list(&filter).expect("list");
+            let want = model(&rows, &filter);
+            assert_eq!(got.total, want.total, "total for {filter:?}");
+            assert_eq!(got.messages, want.messages, "page for {filter:?}");
             if filter.q.as_ref().is_some_and(|q| q.chars().count() >= 3) {
-                long_hits += fast.total;
+                long_hits += got.total;
             }
         }
         assert!(
             long_hits > 0,
             "some indexed queries match, so the comparison means something"
         );
+        // /stats against the same model.
+        let st = s.stats().expect("stats");
+        let all = model(
+            &rows,
+            &Filter {
+                limit: u32::MAX,
+                ..Filter::default()
+            },
+        );
+        assert_eq!(st.total_messages, all.total);
+        assert_eq!(st.first_ts.as_ref(), all.messages.first().map(|m| &m.ts));
+        assert_eq!(st.last_ts.as_ref(), all.messages.last().map(|m| &m.ts));
+        assert_eq!(st.senders_count, 3);
+    }
+
+    #[test]
+    fn durability_settings_are_pinned_on_every_connection() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("app.db");
+        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        let check = |s: &Store| {
+            let w = lock(&s.write);
+            let pragma = |name: &str| -> String {
+                w.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, Sql>(0))
+                    .map(|v| match v {
+                        Sql::Integer(n) => n.to_string(),
+                        Sql::Text(t) => t,
+                        other => format!("{other:?}"),
+                    })
+                    .expect(name)
+            };
+            // What "a 200 means on disk" rests on: WAL, and an fsync on every commit.
+            assert_eq!(pragma("journal_mode"), "wal");
+            assert_eq!(pragma("synchronous"), "2", "FULL");
+            assert_eq!(pragma("temp_store"), "2", "MEMORY: the image has no /tmp");
+            assert_eq!(pragma("wal_autocheckpoint"), "8000");
+            assert_eq!(pragma("journal_size_limit"), "67108864");
+            let r = lock(
+                s.read
+                    .as_ref()
+                    .expect("a file database has a read connection"),
+            );
+            let query_only: i64 = r
+                .query_row("PRAGMA query_only", [], |r| r.get(0))
+                .expect("q");
+            assert_eq!(query_only, 1, "the read connection cannot write");
+        };
+        check(&s);
+        // The file header says WAL to any other process too (bytes 18 and 19 are 2).
+        let header = std::fs::read(&path).expect("read the file");
+        assert_eq!((header[18], header[19]), (2, 2));
+        // A replaced file is reopened with the same settings.
+        drop(s);
+        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        std::fs::rename(&path, dir.join("old.db")).expect("move away");
+        std::fs::copy(dir.join("old.db"), &path).expect("put a copy back");
+        put(&s, &msg("after", "+1", "2025-01-15T10:00:00Z", None));
+        check(&s);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

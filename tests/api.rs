@@ -107,6 +107,23 @@ fn signature_failures_are_401_and_store_nothing() {
             "{headers:?}"
         );
     }
+    // A wrong signature is refused in every form a right one is accepted in: lower and upper
+    // case, with and without the prefix (either case), with surrounding spaces.
+    for wrong in [&other_body, &other_secret] {
+        for form in [
+            wrong.to_string(),
+            wrong.to_uppercase(),
+            format!("sha256={wrong}"),
+            format!("SHA256={}", wrong.to_uppercase()),
+            format!("sha256={}", wrong.to_uppercase()),
+            format!(" sha256={wrong} "),
+        ] {
+            let r = post(&[("X-Signature", &form)], &b);
+            assert_eq!(r.status, 401, "{form}");
+        }
+    }
+    let short = format!("sha256={}", &good[..63]);
+    assert_eq!(post(&[("X-Signature", &short)], &b).status, 401, "{short}");
     // A bad body with a bad signature is a 401, not a 422: the signature comes first.
     assert_eq!(post(&[("X-Signature", "00")], "not json").status, 401);
     assert_eq!(total(&s), 0);
@@ -115,9 +132,12 @@ fn signature_failures_are_401_and_store_nothing() {
         post(&[("X-Signature", &good.to_uppercase())], &b).status,
         200
     );
-    let b2 = body("m2", "+1", "2025-01-15T10:00:00Z", None);
-    let prefixed = format!("sha256={}", sign(SECRET, b2.as_bytes()));
-    assert_eq!(post(&[("X-Signature", &prefixed)], &b2).status, 200);
+    for (i, form) in ["sha256={}", "SHA256={}", " sha256={} "].iter().enumerate() {
+        let b2 = body(&format!("m{}", i + 2), "+1", "2025-01-15T10:00:00Z", None);
+        let sig = form.replace("{}", &sign(SECRET, b2.as_bytes()).to_uppercase());
+        assert_eq!(post(&[("X-Signature", &sig)], &b2).status, 200, "{sig}");
+    }
+    assert_eq!(total(&s), 4, "exactly the four rightly signed messages");
 }
 
 #[test]
@@ -525,6 +545,24 @@ fn stats_top_ten_with_ties() {
 }
 
 #[test]
+fn stats_first_and_last_break_ties_by_id() {
+    let s = TestServer::start();
+    // Two messages share the earliest instant and two the latest, each pair in two spellings of
+    // that instant, so only the tie-break (message_id, byte order) decides which `ts` is shown.
+    s.put("b", "+1", "2025-01-15T09:00:00Z", None);
+    s.put("a", "+1", "2025-01-15T09:00:00.000Z", None);
+    s.put("mid", "+1", "2025-01-15T10:00:00Z", None);
+    s.put("y", "+1", "2025-01-15T11:00:00.0Z", None);
+    s.put("z", "+1", "2025-01-15T11:00:00.00Z", None);
+    s.put("Z", "+1", "2025-01-15T11:00:00Z", None);
+    let st = s.get("/stats").json();
+    assert_eq!(st["first_message_ts"], "2025-01-15T09:00:00.000Z", "id a");
+    assert_eq!(st["last_message_ts"], "2025-01-15T11:00:00.00Z", "id z");
+    let list = s.get("/messages").json();
+    assert_eq!(ids(&list), ["a", "b", "mid", "Z", "y", "z"]);
+}
+
+#[test]
 fn unknown_paths_and_wrong_methods() {
     let s = TestServer::start();
     let r = s.get("/nope");
@@ -631,9 +669,36 @@ fn openapi_document_lists_exactly_the_routes() {
     documented.sort();
     routed.sort();
     assert_eq!(documented, routed);
-    for (path, method) in &routed {
+    // What the router really answers: every documented operation is routed (neither 404 nor
+    // 405), every other common method on a documented path is a 405 naming the documented one,
+    // and paths the document lacks are 404.
+    for (path, method) in &documented {
         let r = request(s.addr, method, path, &[], b"");
-        assert_ne!(r.status, 404, "{method} {path} is routed");
+        assert!(
+            ![404, 405].contains(&r.status),
+            "{method} {path} is routed: {}",
+            r.status
+        );
+        for other in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if other != method {
+                let r = request(s.addr, other, path, &[], b"");
+                assert_eq!(
+                    (r.status, r.header("allow")),
+                    (405, Some(method.as_str())),
+                    "{other} {path}"
+                );
+            }
+        }
+    }
+    for path in [
+        "/",
+        "/message",
+        "/webhook/",
+        "/health",
+        "/stats/x",
+        "/metrics.json",
+    ] {
+        assert_eq!(s.get(path).status, 404, "{path}");
     }
 }
 

@@ -198,8 +198,16 @@ fn unparsable_content_length_is_refused_not_smuggled() {
             "one answer, nothing smuggled"
         );
     }
-    let both = "POST /webhook HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    assert_eq!(status_of(both.as_bytes(), &bin), Some(400));
+    // Content-Length and chunked together: whichever a proxy believed, the bytes after the
+    // chunked body's end would be a second request. Refused, and nothing after it is answered.
+    let both = "POST /webhook HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let out = exchange(bin.addr, both.as_bytes());
+    assert_eq!(parse_response(&out).map(|r| r.status), Some(400));
+    assert_eq!(
+        out.windows(9).filter(|w| w == b"HTTP/1.1 ").count(),
+        1,
+        "one answer, the smuggled GET is never served"
+    );
     bin.assert_serving(PROMPT);
 }
 

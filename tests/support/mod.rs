@@ -27,6 +27,21 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
+/// A test that cannot run here (a tool missing, no root) fails, naming the reason, unless the
+/// person running it opted out explicitly with `SKIP_TESTS=<name>[,<name>...]`; a skip is never
+/// silent. Returns normally only when the test should be skipped.
+pub fn skip_or_fail(name: &str, why: &str) {
+    let skipped = std::env::var("SKIP_TESTS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|n| n.trim() == name);
+    assert!(
+        skipped,
+        "{why}. Fix that (see .ci/run), or skip this test on purpose with SKIP_TESTS={name}"
+    );
+    eprintln!("SKIPPED on request (SKIP_TESTS={name}): {why}");
+}
+
 /// The log lines a test server wrote.
 #[derive(Clone, Default)]
 pub struct LogBuf(pub Capture);
@@ -331,6 +346,12 @@ impl Binary {
 
     /// Sends SIGTERM and waits for the exit status (at most 10 s).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let ok = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -338,6 +359,10 @@ impl Binary {
             .expect("kill")
             .success();
         assert!(ok, "kill -TERM");
+    }
+
+    /// Waits for the process to exit (at most 10 s) and returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         for _ in 0..1000 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
