@@ -1,7 +1,11 @@
 //! Configuration: one field per environment variable, parsed and validated once at start-up.
 //!
-//! A bad value is an error naming the variable, never a silent fallback to the default. The
-//! lookup is a parameter so tests can build a `Config` without touching the process environment.
+//! Owns: `VARS`, the one table of variables (name, default, range, meaning) that `--help`
+//! prints and that the README and `.env.example` must match (a test checks); parsing; the
+//! database URL grammar. A bad value is an error naming the variable, never a silent fallback
+//! to the default. The lookup is a parameter so tests can build a `Config` without touching the
+//! process environment.
+//! Leaves out: acting on any value. Uses: `log::Level`.
 
 use crate::log::Level;
 use std::path::PathBuf;
@@ -15,44 +19,92 @@ pub enum DbLocation {
     File(PathBuf),
 }
 
-/// No `Debug`: the secret must never end up in a log line by accident.
+/// One environment variable: name, default (`""` for none), range for numbers, meaning.
+pub struct Var {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub range: Option<(usize, usize)>,
+    pub meaning: &'static str,
+}
+
+#[rustfmt::skip] // one line per variable reads as the table it is
+const fn var(name: &'static str, default: &'static str, range: Option<(usize, usize)>, meaning: &'static str) -> Var {
+    Var { name, default, range, meaning }
+}
+
+const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
+
+/// Every variable the service reads, in the order of the README table and `.env.example`.
+#[rustfmt::skip]
+pub const VARS: [Var; 14] = [
+    var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
+    var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
+    var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
+    var("PORT", "8000", Some((0, 65535)), "listening port on all interfaces; 0 picks a free port (the start-up line names it)"),
+    var("WORKERS", "16", Some((1, 256)), "worker threads serving connections and running handlers"),
+    var("MAX_BODY_BYTES", "65536", Some((1, 16 << 20)), "largest request body in bytes; larger gets 413"),
+    var("WEBHOOK_SECRET_PREVIOUS", "", None, "a second accepted HMAC key while senders move to a new one"),
+    var("MAX_HEADER_BYTES", "8192", Some((256, 1 << 20)), "request line plus headers in bytes; larger gets 414 or 431"),
+    var("MAX_CONNECTIONS", "512", Some((1, 65536)), "open connections, served plus queued; past it a new one gets 503 at once"),
+    var("IDLE_TIMEOUT_MS", "5000", HOUR_MS, "how long a keep-alive connection may wait for its next request"),
+    var("READ_TIMEOUT_MS", "5000", HOUR_MS, "longest silence while a request arrives; then 408"),
+    var("REQUEST_TIMEOUT_MS", "10000", HOUR_MS, "deadline for a whole request from its first byte; then 408"),
+    var("WRITE_TIMEOUT_MS", "5000", HOUR_MS, "longest a response write may block; then the connection is dropped"),
+    var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
+];
+
+/// The variables as `--help` lists them: name, meaning, default and range.
+pub fn help() -> String {
+    VARS.iter()
+        .map(|v| {
+            let default = if v.default.is_empty() {
+                "none"
+            } else {
+                v.default
+            };
+            let range = v
+                .range
+                .map(|(lo, hi)| format!(", {lo}..={hi}"))
+                .unwrap_or_default();
+            format!(
+                "  {} [default {default}{range}]\n      {}\n",
+                v.name, v.meaning
+            )
+        })
+        .collect()
+}
+
+/// No `Debug`: the secret must never end up in a log line by accident. Each field is the
+/// variable of `VARS` it names.
 #[derive(Clone)]
 pub struct Config {
-    /// `DATABASE_URL`, SQLAlchemy style. Defaults to `sqlite:///app.db` (relative to the working dir).
+    /// `DATABASE_URL`.
     pub db: DbLocation,
-    /// `WEBHOOK_SECRET`, the HMAC key. Defaults to none: the service runs but is not ready and
-    /// answers webhooks with 503. An empty value counts as none.
+    /// `WEBHOOK_SECRET`; an empty value counts as none.
     pub secret: Option<String>,
-    /// `LOG_LEVEL`: DEBUG, INFO, WARNING (or WARN), ERROR, any case. Defaults to INFO.
+    /// `LOG_LEVEL`.
     pub log_level: Level,
-    /// `PORT`, listening on all interfaces. Defaults to 8000; 0 picks a free port (tests).
+    /// `PORT`.
     pub port: u16,
-    /// `WORKERS`, threads that serve connections and run handlers. Defaults to 16 (enough for
-    /// group commit to batch well; each idle worker costs a few KiB of RSS); 1..=256.
+    /// `WORKERS`: 16 by default, enough for group commit to batch well.
     pub workers: usize,
-    /// `MAX_BODY_BYTES`, the largest accepted request body. Defaults to 65536; 1..=16 MiB.
+    /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
-    /// `WEBHOOK_SECRET_PREVIOUS`, a second accepted HMAC key while senders move to a new one.
-    /// Defaults to none. Ignored while `WEBHOOK_SECRET` is unset.
+    /// `WEBHOOK_SECRET_PREVIOUS`; ignored while `WEBHOOK_SECRET` is unset.
     pub secret_previous: Option<String>,
-    /// `MAX_HEADER_BYTES`, request line plus headers. Defaults to 8192; 256..=1 MiB.
+    /// `MAX_HEADER_BYTES`.
     pub max_header_bytes: usize,
-    /// `MAX_CONNECTIONS`, open connections (served plus queued); past it new ones get a quick
-    /// 503 and are closed. Defaults to 512; 1..=65536.
+    /// `MAX_CONNECTIONS`.
     pub max_connections: usize,
-    /// `IDLE_TIMEOUT_MS`, how long a keep-alive connection may wait for its next request.
-    /// Defaults to 5000; 1..=3600000.
+    /// `IDLE_TIMEOUT_MS`.
     pub idle_timeout_ms: u64,
-    /// `READ_TIMEOUT_MS`, the longest silence while a request is being received. Defaults to
-    /// 5000; 1..=3600000.
+    /// `READ_TIMEOUT_MS`.
     pub read_timeout_ms: u64,
-    /// `REQUEST_TIMEOUT_MS`, the deadline for receiving a whole request (head and body) from its
-    /// first byte. Defaults to 10000; 1..=3600000.
+    /// `REQUEST_TIMEOUT_MS`.
     pub request_timeout_ms: u64,
-    /// `WRITE_TIMEOUT_MS`, the longest a response write may block. Defaults to 5000; 1..=3600000.
+    /// `WRITE_TIMEOUT_MS`.
     pub write_timeout_ms: u64,
-    /// `BUSY_TIMEOUT_MS`, how long a database statement waits for a lock held by another
-    /// process (a backup tool, say) before the request fails with 503. Defaults to 5000; 1..=3600000.
+    /// `BUSY_TIMEOUT_MS` (a backup tool, say, holding the lock).
     pub busy_timeout_ms: u64,
 }
 
@@ -62,54 +114,49 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads variables through `get`, applying the defaults documented on each field.
+    /// Reads variables through `get`, applying the defaults of `VARS`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let db =
-            parse_database_url(&get("DATABASE_URL").unwrap_or_else(|| "sqlite:///app.db".into()))?;
-        let secret = get("WEBHOOK_SECRET").filter(|s| !s.is_empty());
-        let log_level = match get("LOG_LEVEL") {
-            None => Level::Info,
-            Some(v) => Level::parse(&v).ok_or_else(|| {
-                format!("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {v:?}")
-            })?,
-        };
+        let text = |name: &str| get(name).or_else(|| default_of(name).map(String::from));
+        let db = parse_database_url(&text("DATABASE_URL").unwrap_or_default())?;
+        let level = text("LOG_LEVEL").unwrap_or_default();
+        let log_level = Level::parse(&level).ok_or_else(|| {
+            format!("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level:?}")
+        })?;
+        let n = |name: &str| number(&get, name);
         Ok(Config {
             db,
-            secret,
+            secret: get("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             log_level,
-            port: number(&get, "PORT", 8000, 0, u16::MAX as usize)? as u16,
-            workers: number(&get, "WORKERS", 16, 1, 256)?,
-            max_body_bytes: number(&get, "MAX_BODY_BYTES", 65536, 1, 16 << 20)?,
+            port: n("PORT")? as u16,
+            workers: n("WORKERS")?,
+            max_body_bytes: n("MAX_BODY_BYTES")?,
             secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
-            max_header_bytes: number(&get, "MAX_HEADER_BYTES", 8192, 256, 1 << 20)?,
-            max_connections: number(&get, "MAX_CONNECTIONS", 512, 1, 65536)?,
-            idle_timeout_ms: number(&get, "IDLE_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
-            read_timeout_ms: number(&get, "READ_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
-            request_timeout_ms: number(&get, "REQUEST_TIMEOUT_MS", 10000, 1, HOUR_MS)? as u64,
-            write_timeout_ms: number(&get, "WRITE_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
-            busy_timeout_ms: number(&get, "BUSY_TIMEOUT_MS", 5000, 1, HOUR_MS)? as u64,
+            max_header_bytes: n("MAX_HEADER_BYTES")?,
+            max_connections: n("MAX_CONNECTIONS")?,
+            idle_timeout_ms: n("IDLE_TIMEOUT_MS")? as u64,
+            read_timeout_ms: n("READ_TIMEOUT_MS")? as u64,
+            request_timeout_ms: n("REQUEST_TIMEOUT_MS")? as u64,
+            write_timeout_ms: n("WRITE_TIMEOUT_MS")? as u64,
+            busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
         })
     }
 }
 
-const HOUR_MS: usize = 3_600_000;
+fn default_of(name: &str) -> Option<&'static str> {
+    VARS.iter().find(|v| v.name == name).map(|v| v.default)
+}
 
-/// An integer variable within `min..=max`, or `default` when unset.
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: usize,
-    min: usize,
-    max: usize,
-) -> Result<usize, String> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{name} must be an integer from {min} to {max}, got {v:?}"
-            )),
-        },
+/// A numeric variable within its range in `VARS`, or its default when unset.
+fn number(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<usize, String> {
+    let var = VARS.iter().find(|v| v.name == name);
+    let (min, max) = var.and_then(|v| v.range).unwrap_or((0, 0));
+    let value = get(name).or_else(|| var.map(|v| v.default.to_string()));
+    match value.as_deref().map(|v| v.trim().parse::<usize>()) {
+        Some(Ok(n)) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{name} must be an integer from {min} to {max}, got {:?}",
+            value.unwrap_or_default()
+        )),
     }
 }
 
@@ -156,6 +203,59 @@ mod tests {
         assert_eq!((c.port, c.workers, c.max_body_bytes), (8000, 16, 65536));
         assert_eq!(c.secret, None);
         assert_eq!(c.log_level, Level::Info);
+    }
+
+    #[test]
+    fn help_readme_and_env_example_list_the_same_variables() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        // Each assignment with the comment lines just above it.
+        let (mut entries, mut comment) = (Vec::new(), String::new());
+        for line in example.lines() {
+            match line.split_once('=') {
+                Some((name, _)) if !line.starts_with('#') => {
+                    entries.push((name, std::mem::take(&mut comment)));
+                }
+                _ if line.starts_with('#') => comment += line,
+                _ => comment.clear(),
+            }
+        }
+        let names: Vec<&str> = entries.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            VARS.map(|v| v.name),
+            ".env.example: every variable, in order"
+        );
+        let help = help();
+        for (v, (_, comment)) in VARS.iter().zip(&entries) {
+            let default = if v.default.is_empty() {
+                "none"
+            } else {
+                v.default
+            };
+            let cell = if v.default.is_empty() {
+                "none".into()
+            } else {
+                format!("`{default}`")
+            };
+            let range = v
+                .range
+                .map(|(lo, hi)| format!("{lo}..={hi}"))
+                .unwrap_or_default();
+            let row = format!("| `{}` | {cell} | {range} |", v.name);
+            assert!(readme.contains(&row), "README row {row}");
+            assert!(
+                comment.contains(&format!("Default: {default}")),
+                ".env.example {}",
+                v.name
+            );
+            assert!(comment.contains(&range), ".env.example range of {}", v.name);
+            assert!(
+                help.contains(&format!("{} [default {default}", v.name)),
+                "--help {}",
+                v.name
+            );
+        }
     }
 
     #[test]

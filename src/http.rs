@@ -1,9 +1,12 @@
 //! Our own request and reply values, the API's errors, and the one place errors become HTTP.
 //!
-//! Nothing here knows the transport: `server` turns whatever arrives on the socket into a [`Req`]
-//! and writes a [`Reply`] back. Handlers take a `Req` and return `Result<Reply, ApiError>`, so a
-//! test can build a request in one line. A `Reply` also carries the facts the access log and the
-//! metrics need (webhook result, message id); handlers never log or count themselves.
+//! Owns: `Req` (with query decoding), `Reply`, `Facts` (what a handler tells the access log and
+//! the metrics: it never logs or counts itself), `FieldError` (one 422 entry, FastAPI-shaped)
+//! with its constructors, `ApiError` and `ApiError::into_reply`, the only mapping from an API
+//! error to a status and body. Hex digits are read here (`hex_val`), for percent-decoding and
+//! for the signature.
+//! Leaves out: sockets and framing (`server`, `wire`); which route fails how (the handlers).
+//! Uses: serde_json.
 
 use serde_json::{Value, json};
 
@@ -18,6 +21,9 @@ pub struct Req {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The declared body was over `MAX_BODY_BYTES`, so it was not read (`body` is empty). Every
+    /// route answers 413; /webhook decides it itself, to count it as its outcome.
+    pub body_too_large: bool,
 }
 
 impl Req {
@@ -85,11 +91,12 @@ pub fn hex_val(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// What the access log and the metrics learn from a reply.
+/// What the access log and the metrics learn from a handler besides its reply. Only
+/// `webhook::post` sets anything here.
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
-    /// The /webhook outcome (`created`, `duplicate`, ... ); `None` for other routes.
-    pub result: Option<&'static str>,
+    /// The /webhook outcome label (`created`, `duplicate`, ...); `None` for other routes.
+    pub webhook_result: Option<&'static str>,
     /// The message id of a webhook payload, when the payload had one.
     pub message_id: Option<String>,
 }
@@ -100,9 +107,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
-    /// Extra headers (`Allow` on a 405).
+    /// Extra headers (`Allow` on a 405, `Retry-After` on a refused connection).
     pub headers: Vec<(&'static str, String)>,
-    pub facts: Facts,
 }
 
 impl Reply {
@@ -118,14 +124,7 @@ impl Reply {
             content_type,
             body,
             headers: Vec::new(),
-            facts: Facts::default(),
         }
-    }
-
-    /// The webhook outcome, for the log and the metrics.
-    pub fn with_result(mut self, result: &'static str) -> Reply {
-        self.facts.result = Some(result);
-        self
     }
 }
 
@@ -141,6 +140,34 @@ pub struct FieldError {
     pub input: Value,
     /// Constraint details, e.g. `{"max_length":4096}`.
     pub ctx: Option<Value>,
+}
+
+impl FieldError {
+    /// An error on body field `field` (`loc: ["body", field]`).
+    pub fn body(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+        FieldError {
+            kind,
+            loc: vec!["body".into(), field.into()],
+            msg: msg.into(),
+            input,
+            ctx: None,
+        }
+    }
+
+    /// An error on query parameter `name` (`loc: ["query", name]`).
+    pub fn query(kind: &'static str, name: &str, msg: &str, input: &str) -> FieldError {
+        FieldError {
+            loc: vec!["query".into(), name.into()],
+            input: input.into(),
+            ..FieldError::body(kind, name, msg, Value::Null)
+        }
+    }
+
+    /// The same error with constraint details.
+    pub fn ctx(mut self, ctx: Value) -> FieldError {
+        self.ctx = Some(ctx);
+        self
+    }
 }
 
 /// Everything a handler can fail with. `into_reply` is the only mapping to HTTP.
@@ -165,6 +192,8 @@ pub enum ApiError {
     /// The request could not be read as HTTP (malformed, too large a head, timed out): the
     /// status and a short reason from the transport.
     Protocol(u16, &'static str),
+    /// `MAX_CONNECTIONS` are open: the client should retry in a second.
+    TooManyConnections,
 }
 
 impl ApiError {
@@ -177,15 +206,9 @@ impl ApiError {
                 r.headers.push(("Allow", allow.to_string()));
                 r
             }
-            ApiError::PayloadTooLarge => {
-                detail(413, "payload too large").with_result("payload_too_large")
-            }
-            ApiError::NotConfigured => {
-                detail(503, "WEBHOOK_SECRET not configured").with_result("not_configured")
-            }
-            ApiError::InvalidSignature => {
-                detail(401, "invalid signature").with_result("invalid_signature")
-            }
+            ApiError::PayloadTooLarge => detail(413, "payload too large"),
+            ApiError::NotConfigured => detail(503, "WEBHOOK_SECRET not configured"),
+            ApiError::InvalidSignature => detail(401, "invalid signature"),
             ApiError::Validation(errors) => {
                 let list: Vec<Value> = errors
                     .into_iter()
@@ -198,13 +221,16 @@ impl ApiError {
                         v
                     })
                     .collect();
-                Reply::json(422, &json!({ "detail": list })).with_result("validation_error")
+                Reply::json(422, &json!({ "detail": list }))
             }
-            ApiError::StorageUnavailable => {
-                detail(503, "storage unavailable").with_result("storage_error")
-            }
+            ApiError::StorageUnavailable => detail(503, "storage unavailable"),
             ApiError::Internal => detail(500, "internal error"),
             ApiError::Protocol(status, why) => detail(status, why),
+            ApiError::TooManyConnections => {
+                let mut r = detail(503, "too many connections");
+                r.headers.push(("Retry-After", "1".into()));
+                r
+            }
         }
     }
 }
@@ -243,7 +269,11 @@ mod tests {
             (405, "Allow", "POST")
         );
         let r = ApiError::InvalidSignature.into_reply();
-        assert_eq!(r.body, br#"{"detail":"invalid signature"}"#);
-        assert_eq!(r.facts.result, Some("invalid_signature"));
+        assert_eq!(
+            (r.status, r.body),
+            (401, br#"{"detail":"invalid signature"}"#.to_vec())
+        );
+        let r = ApiError::TooManyConnections.into_reply();
+        assert_eq!((r.status, r.headers[0].0), (503, "Retry-After"));
     }
 }

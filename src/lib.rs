@@ -1,22 +1,24 @@
 //! webhook-api: receives signed WhatsApp-like messages, stores each exactly once in SQLite, and
 //! serves them back with pagination, filters, stats, health probes, metrics and JSON logs.
 //!
-//! Data flows one way, top to bottom:
+//! Read in this order; data flows one way, top to bottom (each module's head says what it owns,
+//! leaves out and uses):
 //!
 //! - `server`   the listener, a fixed pool of workers, and `server::handle`, the path every
 //!   request takes: route (panics caught), then count and log.
-//! - `router`   the one `match` on (path, method); health and /metrics.
-//! - `webhook`  POST /webhook: signature, validation, insert.
-//! - `messages` GET /messages and GET /stats.
-//! - `wire`     HTTP/1.1 framing: read a request head and body within caps, write a response.
-//! - `http`     our request/reply types, `ApiError` and its single mapping to HTTP.
-//! - `store`    SQLite: schema, insert (new/duplicate), list, stats. No HTTP types.
-//! - `ts`       timestamp grammar and the sortable instant key.
+//! - `wire`     HTTP/1.1 framing: parse a request head and body within caps, write a response.
+//! - `http`     `Req`, `Reply`, `Facts`, `ApiError` and its single mapping to HTTP.
+//! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.
+//! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
+//! - `messages` GET /messages and GET /stats: query parsing and replies.
+//! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`. No HTTP.
+//! - `ts`       timestamp grammar, the sortable instant key, the wall clock.
 //! - `metrics`  counters, histogram, Prometheus text.
 //! - `log`      one JSON object per line.
-//! - `config`   environment variables, parsed once.
+//! - `config`   environment variables: the table and the parsing.
 //!
-//! `start()` is used by `main` and by the tests alike.
+//! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike),
+//! `Running` (`addr()`, `stop()`), and `lock`, the one poisoned-lock rule.
 
 pub mod config;
 pub mod http;
@@ -33,7 +35,15 @@ pub mod wire;
 use config::{Config, DbLocation};
 use log::{Level, Line, Logger};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Takes a lock even if a panic poisoned it. Every lock here guards data that stays sound when
+/// a holder panics: SQLite connections (rusqlite rolls back an open transaction when it is
+/// dropped, and each statement is self-contained), the insert queue (the leader's guard settles
+/// its batch), counters and the log sink. A panic costs one request, never the locks.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Everything a handler may use. Read-only once started (the store and metrics lock inside).
 pub struct App {
@@ -57,7 +67,7 @@ pub fn start(config: Config, log: Logger) -> Result<Running, String> {
     let app = Arc::new(App {
         config,
         store,
-        metrics: metrics::Metrics::default(),
+        metrics: metrics::Metrics::new(&webhook::Outcome::LABELS),
         log,
     });
     let server =

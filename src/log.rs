@@ -1,11 +1,15 @@
 //! JSON logging: exactly one object per line, each line built in a buffer and written with one
 //! `write_all` under a lock, so lines from parallel workers never interleave.
 //!
-//! Twenty lines of our own instead of a logging crate: we need one fixed format, level filtering
-//! and nothing else. String values are escaped by serde_json, so any byte a client sends (a path,
+//! A page of our own instead of a logging crate: we need one fixed format, level filtering and
+//! nothing else. String values are escaped by serde_json, so any byte a client sends (a path,
 //! a message id) comes out as valid JSON. Callers decide what goes in a line; nothing here knows
 //! about secrets, so the rule "never log the secret, the signature or a message text" is kept by
-//! the only callers, `server` (request lines) and `lib` (start-up and shutdown lines).
+//! the callers: `server` (request and accept-error lines), `lib` (start-up and shutdown) and
+//! `main` (a fatal error).
+//!
+//! Owns: `Level`, `Logger`, `Line`, and `Capture` (an in-memory sink for tests).
+//! Leaves out: what goes in a line. Uses: `ts` (the line's time), serde_json.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -72,7 +76,7 @@ impl Logger {
         }
         let mut buf = line.buf;
         buf.push_str("}\n");
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::lock(&self.out);
         let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
     }
 }
@@ -84,16 +88,13 @@ pub struct Capture(Arc<Mutex<Vec<u8>>>);
 impl Capture {
     /// Everything written so far (lossy if a writer sent invalid UTF-8, which ours never do).
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+        String::from_utf8_lossy(&crate::lock(&self.0)).into_owned()
     }
 }
 
 impl Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
+        crate::lock(&self.0).extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -1,5 +1,6 @@
 //! The binary: parses the command line, runs the service until SIGTERM or SIGINT, and maps every
 //! outcome to an exit code. Nothing after start-up calls `process::exit`.
+//! Uses: the library (`start`, `config`, `log`), signal-hook.
 //!
 //! `webhook-api`              serve (configuration from the environment, see `--help`)
 //! `webhook-api healthcheck`  exit 0 if GET /health/ready on 127.0.0.1:$PORT answers 200 within 2 s
@@ -9,10 +10,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
-use webhook_api::config::Config;
+use webhook_api::config::{self, Config};
 use webhook_api::log::{Level, Line, Logger};
 
-const HELP: &str =
+const USAGE: &str =
     "webhook-api: receives signed WhatsApp-like messages over POST /webhook, stores each
 exactly once in SQLite, and serves them on /messages, /stats, /health/*, /metrics.
 
@@ -22,13 +23,7 @@ Usage:
   webhook-api --version     print the version
   webhook-api --help        print this help
 
-Environment (default in brackets):
-  DATABASE_URL    SQLite URL: sqlite:////abs.db, sqlite:///rel.db, sqlite:// [sqlite:///app.db]
-  WEBHOOK_SECRET  HMAC-SHA256 key for X-Signature; unset: not ready, webhooks get 503 [none]
-  LOG_LEVEL       DEBUG, INFO, WARNING, ERROR [INFO]
-  PORT            listening port, all interfaces [8000]
-  WORKERS         worker threads [16]
-  MAX_BODY_BYTES  largest request body; larger gets 413 [65536]
+Environment:
 ";
 
 fn main() -> ExitCode {
@@ -57,11 +52,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("--help" | "-h") => {
-            print!("{HELP}");
+            print!("{USAGE}{}", config::help());
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprint!("unknown argument {other:?}\n\n{HELP}");
+            eprint!("unknown argument {other:?}\n\n{USAGE}{}", config::help());
             ExitCode::from(2)
         }
     }

@@ -1,8 +1,12 @@
 //! GET /messages and GET /stats: bounded query parsing, one store call, a JSON reply.
 //!
-//! Query rules (CONTRACT.md): `limit` 1..=100 (default 50), `offset` >= 0 (default 0), both
-//! integers or a 422 naming `["query", name]`; an empty parameter is an absent one; a `from` that
-//! arrived as a space then digits (a raw `+` in the URL) is read as `+digits`; `since` as in `ts.rs`.
+//! Query rules: `limit` 1..=100 (default 50), `offset` >= 0 (default 0), both integers or a 422
+//! naming `["query", name]`; an empty parameter is an absent one; a `from` that arrived as a
+//! space then digits (a raw `+` in the URL) is read as `+digits`; `since` as in `ts.rs`.
+//!
+//! Owns: the query grammar of /messages and the JSON shapes of both replies.
+//! Leaves out: how filters are answered (`store`), the timestamp grammar (`ts`).
+//! Uses: `http`, `store`, `ts`, serde_json.
 
 use crate::App;
 use crate::http::{ApiError, FieldError, Reply, Req};
@@ -59,27 +63,26 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
             return default;
         };
         let err = match raw.trim().parse::<i128>() {
-            Err(_) => query_error(
+            Err(_) => FieldError::query(
                 "int_parsing",
                 name,
-                "Input should be a valid integer, unable to parse string as an integer".into(),
+                "Input should be a valid integer, unable to parse string as an integer",
                 &raw,
-                None,
             ),
-            Ok(n) if n < i128::from(min) => query_error(
+            Ok(n) if n < i128::from(min) => FieldError::query(
                 "greater_than_equal",
                 name,
-                format!("Input should be greater than or equal to {min}"),
+                &format!("Input should be greater than or equal to {min}"),
                 &raw,
-                Some(json!({ "ge": min })),
-            ),
-            Ok(n) if n > i128::from(max) => query_error(
+            )
+            .ctx(json!({ "ge": min })),
+            Ok(n) if n > i128::from(max) => FieldError::query(
                 "less_than_equal",
                 name,
-                format!("Input should be less than or equal to {max}"),
+                &format!("Input should be less than or equal to {max}"),
                 &raw,
-                Some(json!({ "le": max })),
-            ),
+            )
+            .ctx(json!({ "le": max })),
             Ok(n) => return n as u64,
         };
         errors.push(err);
@@ -97,12 +100,11 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
     let since_key = req.query_param("since").and_then(|s| {
         let key = crate::ts::parse_since(&s);
         if key.is_none() {
-            errors.push(query_error(
+            errors.push(FieldError::query(
                 "value_error",
                 "since",
-                "Value error, since must be an ISO-8601 date or date-time".into(),
+                "Value error, since must be an ISO-8601 date or date-time",
                 &s,
-                None,
             ));
         }
         key
@@ -118,22 +120,6 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
         })
     } else {
         Err(errors)
-    }
-}
-
-fn query_error(
-    kind: &'static str,
-    name: &str,
-    msg: String,
-    input: &str,
-    ctx: Option<Value>,
-) -> FieldError {
-    FieldError {
-        kind,
-        loc: vec!["query".into(), name.into()],
-        msg,
-        input: input.into(),
-        ctx,
     }
 }
 

@@ -6,8 +6,12 @@
 //! from a known set or `other`, `path` from the router's routes or `other`, `status` from the
 //! codes we send), so no client can grow the label set.
 //!
-//! Left out on purpose: OpenMetrics (`# EOF`), exemplars, timestamps on samples, summaries.
+//! Owns: the metric primitives, the service's named metrics, the text rendering.
+//! Left out on purpose: OpenMetrics (`# EOF`), exemplars, timestamps on samples, summaries; the
+//! label values themselves (the router's routes, the webhook's outcomes are given to it).
+//! Uses: `lock`.
 
+use crate::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,17 +22,6 @@ use std::sync::{Arc, Mutex};
 pub const BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
-];
-
-/// The `result` values of `webhook_requests_total`, all rendered (at 0 until seen).
-pub const WEBHOOK_RESULTS: [&str; 7] = [
-    "created",
-    "duplicate",
-    "invalid_signature",
-    "validation_error",
-    "payload_too_large",
-    "not_configured",
-    "storage_error",
 ];
 
 /// A latency histogram: one atomic per bucket (not cumulative) plus the overflow slot, and the sum
@@ -62,16 +55,30 @@ impl Histogram {
 }
 
 /// The service's metrics. Cheap to update from many workers at once.
-#[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
-    webhook: [AtomicU64; WEBHOOK_RESULTS.len()],
+    /// `webhook_requests_total` by `result`, every label known from the start.
+    webhook: Vec<(&'static str, AtomicU64)>,
     latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
     /// Connections turned away at accept because `MAX_CONNECTIONS` were open.
     pub rejected_connections: AtomicU64,
 }
 
 impl Metrics {
+    /// Metrics at zero; `webhook_results` are the `result` labels of `webhook_requests_total`,
+    /// all rendered (at 0 until seen), in this order.
+    pub fn new(webhook_results: &[&'static str]) -> Metrics {
+        Metrics {
+            http: Mutex::default(),
+            webhook: webhook_results
+                .iter()
+                .map(|r| (*r, AtomicU64::new(0)))
+                .collect(),
+            latency: Mutex::default(),
+            rejected_connections: AtomicU64::new(0),
+        }
+    }
+
     /// Counts one answered request and its latency. `route` must be a router route or `other`.
     pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
         let method = method_label(method);
@@ -80,10 +87,10 @@ impl Metrics {
         hist.observe(seconds);
     }
 
-    /// Counts one /webhook outcome; unknown results are ignored (they cannot be produced).
+    /// Counts one /webhook outcome; a label not given to `new` is ignored (none is produced).
     pub fn record_webhook(&self, result: &str) {
-        if let Some(i) = WEBHOOK_RESULTS.iter().position(|r| *r == result) {
-            self.webhook[i].fetch_add(1, Relaxed);
+        if let Some((_, n)) = self.webhook.iter().find(|(r, _)| *r == result) {
+            n.fetch_add(1, Relaxed);
         }
     }
 
@@ -117,7 +124,7 @@ impl Metrics {
             "counter",
             "Webhook outcomes.",
         );
-        for (result, n) in WEBHOOK_RESULTS.iter().zip(&self.webhook) {
+        for (result, n) in &self.webhook {
             let _ = writeln!(
                 out,
                 "webhook_requests_total{} {}",
@@ -173,11 +180,6 @@ fn method_label(method: &str) -> &'static str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
 }
 
-/// A poisoned metrics lock only means a panic happened mid-update of a counter: keep counting.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -204,72 +206,42 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 /// build for); reading sysconf would need libc and unsafe code for no practical gain.
 fn render_process(out: &mut String) {
     const TICKS: f64 = 100.0;
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return;
-    };
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let stat = read("/proc/self/stat");
     // Fields after the command name, which is in parentheses and may contain spaces.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, r)| r.split_whitespace().collect())
         .unwrap_or_default();
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
-    if let (Some(utime), Some(stime)) = (field(14), field(15)) {
-        family(
-            out,
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-        );
-        let _ = writeln!(out, "process_cpu_seconds_total {}", (utime + stime) / TICKS);
-    }
-    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines().find_map(|l| {
-            l.strip_prefix("btime ")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        })
-    });
-    if let (Some(boot), Some(start)) = (boot, field(22)) {
-        family(
-            out,
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-        );
-        let _ = writeln!(out, "process_start_time_seconds {}", boot + start / TICKS);
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
+    let boot = read("/proc/stat")
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok());
+    let status = read("/proc/self/status");
+    let bytes = |key: &str| {
         status.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            let kib = l.strip_prefix(key)?.trim().trim_end_matches("kB").trim();
+            kib.parse::<f64>().ok().map(|k| k * 1024.0)
         })
     };
-    if let Some(rss) = kib("VmRSS:") {
-        family(
-            out,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-        );
-        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * 1024);
-    }
-    if let Some(vsz) = kib("VmSize:") {
-        family(
-            out,
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-        );
-        let _ = writeln!(out, "process_virtual_memory_bytes {}", vsz * 1024);
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        family(
-            out,
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-        );
-        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as f64);
+    #[rustfmt::skip] // a table: one sample a line
+    let samples = [
+        ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+            field(14).zip(field(15)).map(|(user, system)| (user + system) / TICKS)),
+        ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+            boot.zip(field(22)).map(|(boot, start)| boot + start / TICKS)),
+        ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", bytes("VmRSS:")),
+        ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", bytes("VmSize:")),
+        ("process_open_fds", "gauge", "Number of open file descriptors.", fds),
+    ];
+    for (name, kind, help, value) in samples {
+        if let Some(v) = value {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
     }
 }
 
@@ -299,7 +271,7 @@ mod tests {
 
     #[test]
     fn golden_exposition() {
-        let m = Metrics::default();
+        let m = Metrics::new(&crate::webhook::Outcome::LABELS);
         m.record_request("GET", "/health/live", 200, 0.00007);
         m.record_request("POST", "/webhook", 200, 0.003);
         m.record_request("BREW", "other", 404, 0.0002);

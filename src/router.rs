@@ -1,9 +1,13 @@
 //! The router: one `match` on (path, method), path before method, so it doubles as the endpoint
-//! list. Unknown path: 404; known path, other method: 405 with `Allow`. Health and /metrics are
-//! one-liners here; the other handlers live in `webhook` and `messages`.
+//! list. Unknown path: 404; known path, other method: 405 with `Allow`.
+//!
+//! Owns: the route list, the metrics `path` label, the readiness rule, the health, /metrics and
+//! /openapi.json one-liners, and (test builds only) the fault-injection routes.
+//! Leaves out: the webhook and listing handlers (`webhook`, `messages`), logging and counting.
+//! Uses: `http`, `webhook`, `messages`, `metrics`, `store` (through `App`), serde_json.
 
 use crate::App;
-use crate::http::{ApiError, Reply, Req};
+use crate::http::{ApiError, Facts, Reply, Req};
 use crate::{messages, metrics, webhook};
 use serde_json::json;
 
@@ -22,9 +26,12 @@ pub const ROUTES: [(&str, &str); 7] = [
 /// The hand-written OpenAPI 3.1 document (a test keeps its paths equal to `ROUTES`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn route(app: &App, req: &Req) -> Result<Reply, ApiError> {
+/// Runs the handler for the request's route. Only /webhook reports `facts`.
+pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     match (req.path.as_str(), req.method.as_str()) {
-        ("/webhook", "POST") => webhook::post(app, req),
+        ("/webhook", "POST") => webhook::post(app, req, facts),
+        // A body over the cap is refused everywhere; /webhook refuses it itself, to count it.
+        _ if req.body_too_large => Err(ApiError::PayloadTooLarge),
         ("/messages", "GET") => messages::list(app, req),
         ("/stats", "GET") => messages::stats(app, req),
         ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),

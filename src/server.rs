@@ -1,25 +1,21 @@
 //! The server: an accept thread, a bounded hand-off queue, a fixed pool of workers, and
 //! `handle`, the envelope every request goes through (route with panics caught, count, log).
 //!
-//! Our own HTTP/1.1 layer over `std::net` (framing is in `wire`). Thread-per-request: a worker
-//! owns one connection at a time and serves its keep-alive and pipelined requests. What keeps it
-//! standing under hostile clients:
+//! A worker owns one connection at a time and serves its keep-alive and pipelined requests,
+//! reading in short slices; when others wait, a connection with no request ready goes back to
+//! the end of the queue. Caps: `MAX_CONNECTIONS` open (past it, an immediate 503), and the head
+//! and body caps of `wire`. Timeouts: `READ_TIMEOUT_MS` of silence or `REQUEST_TIMEOUT_MS` in
+//! total while a request arrives (then 408), `WRITE_TIMEOUT_MS` per write, `IDLE_TIMEOUT_MS`
+//! between requests. Accept errors (out of descriptors) are logged and retried. A panic costs
+//! one request (500) or one connection, never a worker.
 //!
-//! - **Caps** on open connections (past `MAX_CONNECTIONS` a new one gets an immediate 503 and is
-//!   closed, never queued without bound), request line, headers and body (see `wire`).
-//! - **Timeouts** on every socket operation: `READ_TIMEOUT_MS` of silence or `REQUEST_TIMEOUT_MS`
-//!   in total while a request arrives (then 408 and close), `WRITE_TIMEOUT_MS` per write,
-//!   `IDLE_TIMEOUT_MS` between keep-alive requests.
-//! - **Fairness**: when connections are waiting in the queue, a worker whose connection has no
-//!   request ready puts it back at the end of the queue and takes the next one, so a few idle
-//!   keep-alive clients cannot hold every worker.
-//! - **Accept errors** (e.g. out of file descriptors) are logged and retried after a pause; the
-//!   accept loop never ends before `stop()`.
-//! - A panic anywhere in a worker costs one request (500) or one connection, never the worker.
+//! Owns: sockets, threads, each connection's clock, the request envelope (request id, metrics,
+//! the access log line). Leaves out: framing (`wire`), routes (`router`), statuses (`http`).
+//! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `ts`, uuid.
 
-use crate::http::{ApiError, Reply, Req};
+use crate::http::{ApiError, Facts, Reply, Req};
 use crate::log::{Level, Line};
-use crate::wire::{self, Limits, Parse};
+use crate::wire::{self, Limits, Parse, WireError};
 use crate::{App, router};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -55,7 +51,17 @@ struct Shared {
     /// Connections for the workers; `None` tells one worker to stop (sent by `stop`, after the
     /// connections already queued, so those are still served).
     queue: SyncSender<Option<Conn>>,
+    bounds: Bounds,
+}
+
+/// What one connection may send and how long it may take, from the configuration, once.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
     limits: Limits,
+    idle: Duration,
+    read: Duration,
+    request: Duration,
+    write: Duration,
 }
 
 /// One client connection: its socket, the bytes received and not yet consumed (part of a
@@ -94,11 +100,17 @@ impl Server {
             open: Arc::new(AtomicUsize::new(0)),
             queued: AtomicUsize::new(0),
             queue,
-            limits: Limits {
-                max_request_line: c.max_header_bytes,
-                max_head: c.max_header_bytes,
-                max_headers: MAX_HEADERS,
-                max_body: c.max_body_bytes,
+            bounds: Bounds {
+                limits: Limits {
+                    max_request_line: c.max_header_bytes,
+                    max_head: c.max_header_bytes,
+                    max_headers: MAX_HEADERS,
+                    max_body: c.max_body_bytes,
+                },
+                idle: Duration::from_millis(c.idle_timeout_ms),
+                read: Duration::from_millis(c.read_timeout_ms),
+                request: Duration::from_millis(c.request_timeout_ms),
+                write: Duration::from_millis(c.write_timeout_ms),
             },
         });
         let rx = Arc::new(Mutex::new(rx));
@@ -178,14 +190,13 @@ fn accept(app: &App, shared: &Shared, listener: &TcpListener) {
                 continue;
             }
         };
-        let c = &app.config;
-        if shared.open.load(SeqCst) >= c.max_connections {
+        if shared.open.load(SeqCst) >= app.config.max_connections {
             app.metrics.rejected_connections.fetch_add(1, SeqCst);
             refuse(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(c.write_timeout_ms)));
+        let _ = stream.set_write_timeout(Some(shared.bounds.write));
         shared.open.fetch_add(1, SeqCst);
         let conn = Conn {
             stream,
@@ -203,22 +214,35 @@ fn accept(app: &App, shared: &Shared, listener: &TcpListener) {
 }
 
 /// Past the connection cap: a quick 503 the client can read, then close. Never blocks long.
-fn refuse(mut stream: TcpStream) {
+fn refuse(stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let body = br#"{"detail":"too many connections"}"#;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
-        body.len()
+    let _ = send(
+        &stream,
+        &Answer::closing(ApiError::TooManyConnections.into_reply()),
     );
-    let _ = stream.write_all(body);
+}
+
+/// Writes an answer; `Connection: close` when it closes, and an HTTP/1.0 client kept alive is
+/// told so.
+fn send(stream: &TcpStream, a: &Answer) -> std::io::Result<()> {
+    let resp = wire::Response {
+        status: a.reply.status,
+        content_type: a.reply.content_type,
+        headers: &a.reply.headers,
+        body: &a.reply.body,
+        close: a.close,
+        keep_alive_1_0: a.http_1_0 && !a.close,
+        head_only: a.head_only,
+        date: &crate::ts::http_date(),
+    };
+    wire::write_response(&mut &*stream, &resp)
 }
 
 /// A worker: take the next connection from the queue and serve it until it closes, goes idle
 /// too long, or should make room for a waiting one.
 fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Conn>>>) {
     loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let next = crate::lock(rx).recv();
         let conn = match next {
             Ok(Some(conn)) => conn,
             // Stopping, but a connection rotated out before the stop is still queued behind this
@@ -246,6 +270,29 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Conn>>>) {
     }
 }
 
+/// The answer to one request and how to send it.
+struct Answer {
+    reply: Reply,
+    /// Close the connection after it (the client asked, or the request could not be read).
+    close: bool,
+    /// A HEAD request: headers only.
+    head_only: bool,
+    /// An HTTP/1.0 client, told explicitly when its connection is kept alive.
+    http_1_0: bool,
+}
+
+impl Answer {
+    /// A reply after which the connection is closed.
+    fn closing(reply: Reply) -> Answer {
+        Answer {
+            reply,
+            close: true,
+            head_only: false,
+            http_1_0: false,
+        }
+    }
+}
+
 /// Serves requests on `conn`. Returns the connection when it should go back to the queue
 /// (others are waiting and it has no complete request), `None` when it is done and closed.
 ///
@@ -253,83 +300,56 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Conn>>>) {
 /// it parses what has arrived. A slow or stalled client is rotated out while others wait, and
 /// closed (408) when its request deadline or read timeout passes.
 fn serve(app: &App, shared: &Shared, mut conn: Conn) -> Option<Conn> {
-    let c = &app.config;
-    let (idle_timeout, read_timeout, request_timeout) = (
-        Duration::from_millis(c.idle_timeout_ms),
-        Duration::from_millis(c.read_timeout_ms),
-        Duration::from_millis(c.request_timeout_ms),
-    );
     let mut chunk = [0u8; 8192];
     loop {
         let started = conn.request_started.unwrap_or_else(Instant::now);
-        let (reply, close, head_only, http_1_0) =
-            match wire::parse_request(&conn.buf, &shared.limits) {
-                Parse::Done {
-                    head,
-                    body,
-                    consumed,
-                } => {
-                    conn.buf.drain(..consumed);
-                    let (keep_alive, http_1_0) = (head.keep_alive, head.minor == 0);
-                    let req = to_req(head.method, &head.target, head.headers, body);
-                    (
-                        handle(app, &req, None, started),
-                        !keep_alive,
-                        req.method == "HEAD",
-                        http_1_0,
-                    )
+        let mut answer = match wire::parse_request(&conn.buf, &shared.bounds.limits) {
+            Parse::Done {
+                head,
+                body,
+                consumed,
+            } => {
+                conn.buf.drain(..consumed);
+                let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
+                let req = to_req(head, body);
+                Answer {
+                    close,
+                    head_only: req.method == "HEAD",
+                    http_1_0,
+                    reply: handle(app, &req, None, started),
                 }
-                Parse::Failed { head, error } => {
-                    let (status, detail) = error.status()?;
-                    let req = head
-                        .map(|h| to_req(h.method, &h.target, h.headers, Vec::new()))
-                        .unwrap_or_default();
-                    let early = if status == 413 {
-                        ApiError::PayloadTooLarge
-                    } else {
-                        ApiError::Protocol(status, detail)
-                    };
-                    (handle(app, &req, Some(early), started), true, false, false)
-                }
-                Parse::Incomplete { expect_continue } => {
-                    if expect_continue && !conn.continue_sent {
-                        conn.continue_sent = true;
-                        let _ = (&conn.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            Parse::Failed { head, error } => {
+                let mut req = head.map(|h| to_req(h, Vec::new())).unwrap_or_default();
+                // A body over the cap is routed, marked, so each route refuses it itself (and
+                // /webhook counts it); any other framing error is answered here.
+                let early = match error {
+                    WireError::BodyTooLarge => {
+                        req.body_too_large = true;
+                        None
                     }
-                    match receive(
-                        shared,
-                        &mut conn,
-                        &mut chunk,
-                        idle_timeout,
-                        read_timeout,
-                        request_timeout,
-                    ) {
-                        Received::More => continue,
-                        Received::Rotate => return Some(conn),
-                        Received::Closed => return None,
-                        Received::TimedOut => {
-                            let reply = handle(
-                                app,
-                                &Req::default(),
-                                Some(ApiError::Protocol(408, "request timeout")),
-                                started,
-                            );
-                            (reply, true, false, false)
-                        }
+                    other => Some(refusal(&other)?),
+                };
+                Answer::closing(handle(app, &req, early, started))
+            }
+            Parse::Incomplete { expect_continue } => {
+                if expect_continue && !conn.continue_sent {
+                    conn.continue_sent = true;
+                    let _ = (&conn.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                match receive(shared, &mut conn, &mut chunk) {
+                    Received::More => continue,
+                    Received::Rotate => return Some(conn),
+                    Received::Closed => return None,
+                    Received::TimedOut => {
+                        let timeout = ApiError::Protocol(408, "request timeout");
+                        Answer::closing(handle(app, &Req::default(), Some(timeout), started))
                     }
                 }
-            };
-        let close = close || shared.stopping.load(SeqCst);
-        let resp = wire::Response {
-            status: reply.status,
-            content_type: reply.content_type,
-            headers: &reply.headers,
-            body: &reply.body,
-            close,
-            keep_alive_1_0: http_1_0 && !close,
-            head_only,
+            }
         };
-        if wire::write_response(&mut &conn.stream, &resp).is_err() || close {
+        answer.close |= shared.stopping.load(SeqCst);
+        if send(&conn.stream, &answer).is_err() || answer.close {
             return None;
         }
         conn.last_active = Instant::now();
@@ -342,7 +362,15 @@ fn serve(app: &App, shared: &Shared, mut conn: Conn) -> Option<Conn> {
     }
 }
 
+/// The one conversion from a framing error to the error the client is told; `None` when there is
+/// nobody to answer.
+fn refusal(error: &WireError) -> Option<ApiError> {
+    let (status, detail) = error.status()?;
+    Some(ApiError::Protocol(status, detail))
+}
+
 /// What one read slice brought.
+#[derive(Debug, PartialEq, Eq)]
 enum Received {
     More,
     Rotate,
@@ -350,27 +378,34 @@ enum Received {
     TimedOut,
 }
 
-/// Reads once, waiting at most a slice (shorter when others wait or the deadline is near).
-fn receive(
-    shared: &Shared,
-    conn: &mut Conn,
-    chunk: &mut [u8],
-    idle_timeout: Duration,
-    read_timeout: Duration,
-    request_timeout: Duration,
-) -> Received {
-    let now = Instant::now();
-    let silence = now.saturating_duration_since(conn.last_active);
-    let stopping = shared.stopping.load(SeqCst);
-    let limit = match conn.request_started {
-        // Mid-request: the total deadline and the longest silence both apply.
-        Some(started) => (started + request_timeout)
+/// How long a connection may still wait for bytes: between requests, until the idle timeout;
+/// mid-request (`started`), until the nearer of the request deadline and the read timeout.
+/// Zero means its time is up.
+fn wait_limit(
+    started: Option<Instant>,
+    last_active: Instant,
+    now: Instant,
+    b: &Bounds,
+) -> Duration {
+    let silence = now.saturating_duration_since(last_active);
+    match started {
+        Some(started) => (started + b.request)
             .saturating_duration_since(now)
-            .min(read_timeout.saturating_sub(silence)),
-        // Idle between requests: close when the idle timeout passes, or when the server stops
-        // and one short look finds no request already sent.
-        None => idle_timeout.saturating_sub(silence),
-    };
+            .min(b.read.saturating_sub(silence)),
+        None => b.idle.saturating_sub(silence),
+    }
+}
+
+/// Reads once, waiting at most a slice (shorter when others wait or the deadline is near). While
+/// the server stops, an idle connection gets one short look for a request already sent.
+fn receive(shared: &Shared, conn: &mut Conn, chunk: &mut [u8]) -> Received {
+    let stopping = shared.stopping.load(SeqCst);
+    let limit = wait_limit(
+        conn.request_started,
+        conn.last_active,
+        Instant::now(),
+        &shared.bounds,
+    );
     if limit.is_zero() {
         return if conn.request_started.is_some() {
             Received::TimedOut
@@ -418,14 +453,15 @@ fn receive(
 }
 
 /// Our request value from a parsed head and body.
-fn to_req(method: String, target: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Req {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+fn to_req(head: wire::Head, body: Vec<u8>) -> Req {
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
     Req {
-        method,
         path: path.into(),
         query: query.into(),
-        headers,
+        method: head.method,
+        headers: head.headers,
         body,
+        body_too_large: false,
     }
 }
 
@@ -435,26 +471,21 @@ fn to_req(method: String, target: &str, headers: Vec<(String, String)>, body: Ve
 pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -> Reply {
     let request_id = uuid::Uuid::new_v4().to_string();
     let route = router::route_label(&req.path);
-    let mut reply = match early {
-        Some(e) => e.into_reply(),
-        None => match catch_unwind(AssertUnwindSafe(|| router::route(app, req))) {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => e.into_reply(),
-            Err(_) => ApiError::Internal.into_reply(),
-        },
+    let mut facts = Facts::default();
+    let outcome = match early {
+        Some(e) => Err(e),
+        None => catch_unwind(AssertUnwindSafe(|| router::route(app, req, &mut facts)))
+            .unwrap_or(Err(ApiError::Internal)),
     };
+    let mut reply = outcome.unwrap_or_else(ApiError::into_reply);
     let seconds = started.elapsed().as_secs_f64();
     app.metrics
         .record_request(&req.method, route, reply.status, seconds);
-    let result = reply.facts.result.filter(|_| route == "/webhook");
+    let result = facts.webhook_result;
     if let Some(result) = result {
         app.metrics.record_webhook(result);
     }
-    let level = match reply.status {
-        500.. | 401 => Level::Error,
-        400..=499 => Level::Warning,
-        _ => Level::Info,
-    };
+    let level = level_of(reply.status);
     if app.log.enabled(level) {
         let mut line = Line::new(level)
             .str("request_id", &request_id)
@@ -463,7 +494,7 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
             .raw("status", reply.status)
             .raw("latency_ms", format!("{:.3}", seconds * 1000.0));
         if let Some(result) = result {
-            if let Some(id) = &reply.facts.message_id {
+            if let Some(id) = &facts.message_id {
                 line = line.str("message_id", id);
             }
             line = line.raw("dup", result == "duplicate").str("result", result);
@@ -472,4 +503,78 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
     }
     reply.headers.push(("X-Request-ID", request_id));
     reply
+}
+
+/// The log level of a request line: 2xx INFO, 4xx WARNING, 401 and 5xx ERROR.
+fn level_of(status: u16) -> Level {
+    match status {
+        500.. | 401 => Level::Error,
+        400..=499 => Level::Warning,
+        _ => Level::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> Bounds {
+        Bounds {
+            limits: Limits {
+                max_request_line: 10,
+                max_head: 10,
+                max_headers: 1,
+                max_body: 1,
+            },
+            idle: Duration::from_secs(5),
+            read: Duration::from_secs(2),
+            request: Duration::from_secs(10),
+            write: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn deadlines_idle_silence_and_total() {
+        let (b, t0) = (bounds(), Instant::now());
+        let s = Duration::from_secs;
+        // Idle: the idle timeout from the last activity.
+        assert_eq!(wait_limit(None, t0, t0 + s(1), &b), s(4));
+        assert_eq!(wait_limit(None, t0, t0 + s(6), &b), s(0));
+        // Mid-request: the read timeout from the last byte...
+        assert_eq!(wait_limit(Some(t0), t0, t0 + s(1), &b), s(1));
+        assert_eq!(wait_limit(Some(t0), t0, t0 + s(3), &b), s(0));
+        // ... unless the whole-request deadline is nearer.
+        let late = t0 + s(9);
+        assert_eq!(wait_limit(Some(t0), late, late, &b), s(1));
+        assert_eq!(wait_limit(Some(t0), t0 + s(10), t0 + s(10), &b), s(0));
+    }
+
+    #[test]
+    fn requests_levels_and_refusals() {
+        let head = wire::Head {
+            method: "GET".into(),
+            target: "/messages?limit=5&q=a?b".into(),
+            minor: 1,
+            headers: vec![("host".into(), "x".into())],
+            framing: wire::Framing::None,
+            keep_alive: true,
+            expect_continue: false,
+        };
+        let req = to_req(head, b"x".to_vec());
+        assert_eq!(
+            (req.path.as_str(), req.query.as_str(), req.body.as_slice()),
+            ("/messages", "limit=5&q=a?b", &b"x"[..])
+        );
+        assert!(!req.body_too_large);
+        let levels: Vec<Level> = [200, 301, 400, 401, 404, 422, 500, 503]
+            .map(level_of)
+            .to_vec();
+        use Level::{Error as E, Info as I, Warning as W};
+        assert_eq!(levels, [I, I, W, E, W, W, E, E]);
+        let status = |e: WireError| refusal(&e).map(|a| a.into_reply().status);
+        assert_eq!(status(WireError::Closed), None);
+        assert_eq!(status(WireError::Bad("x")), Some(400));
+        assert_eq!(status(WireError::UriTooLong), Some(414));
+        assert_eq!(status(WireError::Version), Some(505));
+    }
 }

@@ -1,5 +1,5 @@
-//! Timestamps: the strict form a webhook `ts` must have, the looser forms `since` accepts, and the
-//! sortable key both become.
+//! Timestamps: the strict form a webhook `ts` must have, the looser forms `since` accepts, the
+//! sortable key both become, and the wall clock as logs and HTTP print it.
 //!
 //! A message's `ts` is stored exactly as sent, but ordering, `since` and /stats compare instants.
 //! So every accepted timestamp is also turned into a *key*: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` in
@@ -9,6 +9,7 @@
 //! Left out on purpose: leap seconds (`:60`), years outside 0000..=9999, lower-case `t`/`z` in a
 //! message `ts`. Parsing is hand-written because the accepted grammar is tiny and exact; the `time`
 //! crate only checks that the date is a real calendar date and applies UTC offsets.
+//! Uses: time.
 
 use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 
@@ -73,6 +74,25 @@ pub fn now_utc() -> String {
         now.minute(),
         now.second(),
         now.millisecond()
+    )
+}
+
+/// The `Date` header value (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[now.weekday().number_days_from_monday() as usize],
+        now.day(),
+        MONTHS[u8::from(now.month()) as usize - 1],
+        now.year(),
+        now.hour(),
+        now.minute(),
+        now.second()
     )
 }
 

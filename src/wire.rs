@@ -1,5 +1,5 @@
-//! HTTP/1.1 framing: read one request head and body from a buffered stream, write one response.
-//! Pure functions over `BufRead`/`Write`; the sockets, timeouts and threads live in `server`.
+//! HTTP/1.1 framing: parse one request head and body from the bytes received so far, write one
+//! response. No sockets, no clock, no threads: those live in `server`.
 //!
 //! Strict on purpose, because anything ambiguous is how requests get smuggled or servers get
 //! exhausted: a body is framed by exactly one valid `Content-Length`, or by `chunked` alone;
@@ -10,6 +10,7 @@
 //!
 //! Left out on purpose: TLS, upgrades (WebSocket, h2c), request trailers' contents (read and
 //! dropped), `Transfer-Encoding` codings other than `chunked` (501), absolute-form targets.
+//! Uses: std only.
 
 use std::io::{self, BufRead, Read, Write};
 
@@ -387,6 +388,8 @@ pub struct Response<'a> {
     pub keep_alive_1_0: bool,
     /// A reply to HEAD: headers only.
     pub head_only: bool,
+    /// The `Date` header's value (IMF-fixdate).
+    pub date: &'a str,
 }
 
 /// Writes the whole response with one `write_all`.
@@ -398,7 +401,7 @@ pub fn write_response(w: &mut impl Write, resp: &Response<'_>) -> io::Result<()>
         "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
         resp.status,
         reason(resp.status),
-        http_date(),
+        resp.date,
         resp.content_type,
         resp.body.len()
     );
@@ -438,25 +441,6 @@ fn reason(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "",
     }
-}
-
-/// The `Date` header value (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn http_date() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[now.weekday().number_days_from_monday() as usize],
-        now.day(),
-        MONTHS[u8::from(now.month()) as usize - 1],
-        now.year(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }
 
 #[cfg(test)]
@@ -676,10 +660,11 @@ mod tests {
             close: true,
             keep_alive_1_0: false,
             head_only: false,
+            date: "Sun, 06 Nov 1994 08:49:37 GMT",
         };
         write_response(&mut out, &resp).expect("write");
         let text = String::from_utf8(out).expect("ascii");
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "));
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
         assert!(
             text.contains(
                 "\r\nContent-Length: 2\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n{}"

@@ -1,0 +1,186 @@
+//! Group commit: every insert goes through one queue, and one transaction (one fsync) serves all
+//! the rows waiting at that moment, while each request still learns its own outcome.
+//!
+//! Owns: the queue of waiting rows, the leader who writes them, the guard that hands leadership
+//! on even when the leader panics, and the write of one batch (rows and aggregates together).
+//! Leaves out: reading (`mod`), what hour and text-index bookkeeping mean (`hours`, `search`).
+//! Uses: rusqlite, `hours`, `search`, `lock`.
+
+use super::{Error, Inserted, Message, Store, hours, lock, search};
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
+
+/// One row waiting to be written, and where its outcome goes.
+pub(super) struct Job {
+    seq: u64,
+    message: Message,
+    ts_key: String,
+    created_at: String,
+}
+
+/// Rows waiting for the next transaction and outcomes waiting to be collected. One inserting
+/// thread at a time is the *leader*: it takes every waiting row, writes them in one transaction,
+/// publishes each row's outcome, and wakes the others.
+#[derive(Default)]
+pub(super) struct Queue {
+    next_seq: u64,
+    waiting: Vec<Job>,
+    outcomes: HashMap<u64, Result<Inserted, Error>>,
+    leader: bool,
+}
+
+impl Store {
+    /// Stores a message unless its id is already there; a known id leaves the stored row as it was.
+    /// `ts_key` is the sortable instant of `m.ts`. Returns once the row's transaction is on disk.
+    ///
+    /// Rows that arrive while a transaction is being written go together into the next one, so
+    /// one fsync serves many requests. Each still learns its own outcome.
+    pub fn insert(&self, m: &Message, ts_key: &str, created_at: &str) -> Result<Inserted, Error> {
+        let mut queue = lock(&self.queue);
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.waiting.push(Job {
+            seq,
+            message: m.clone(),
+            ts_key: ts_key.into(),
+            created_at: created_at.into(),
+        });
+        loop {
+            if let Some(outcome) = queue.outcomes.remove(&seq) {
+                return outcome;
+            }
+            if queue.leader {
+                queue = self.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            queue.leader = true;
+            let batch = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            // On every exit, even unwinding from a panic, the guard fails any row left without an
+            // outcome, clears the leader flag and wakes the waiters, so nobody waits forever.
+            let guard = Leader {
+                store: self,
+                seqs: batch.iter().map(|j| j.seq).collect(),
+            };
+            let written = self.write_batch(&batch);
+            queue = lock(&self.queue);
+            for job in &batch {
+                let outcome = written.as_ref().map(|o| o[&job.seq]).map_err(Error::clone);
+                queue.outcomes.insert(job.seq, outcome);
+            }
+            drop(queue);
+            drop(guard);
+            queue = lock(&self.queue);
+        }
+    }
+
+    /// Imports rows (message and `ts_key`) in transactions of `chunk` rows, bypassing the
+    /// group-commit queue: for preloading a database (the benchmark) or a bulk import.
+    pub fn import(
+        &self,
+        rows: Vec<(Message, String)>,
+        created_at: &str,
+        chunk: usize,
+    ) -> Result<(), Error> {
+        let jobs: Vec<Job> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (message, ts_key))| Job {
+                seq: i as u64,
+                message,
+                ts_key,
+                created_at: created_at.into(),
+            })
+            .collect();
+        for batch in jobs.chunks(chunk.max(1)) {
+            self.write_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch in one transaction (all rows commit together or none do), after checking
+    /// the file is still in place; remembers whether it failed, for readiness.
+    fn write_batch(&self, batch: &[Job]) -> Result<HashMap<u64, Inserted>, Error> {
+        let mut conn = lock(&self.write);
+        let result = self
+            .ensure_file(&mut conn)
+            .and_then(|()| write_rows(&mut conn, batch));
+        self.write_failing.store(result.is_err(), SeqCst);
+        result
+    }
+}
+
+/// The rows of a batch, their aggregates (senders, counters, hours) and, when due, the text
+/// index, in one transaction. Returns each row's outcome by sequence number.
+fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inserted>, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = HashMap::with_capacity(batch.len());
+    let (mut new_messages, mut new_senders) = (0i64, 0i64);
+    for job in batch {
+        let m = &job.message;
+        let changed = tx
+            .prepare_cached(
+                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_fold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_id) DO NOTHING",
+            )?
+            .execute(params![
+                m.message_id,
+                m.from,
+                m.to,
+                m.ts,
+                m.text,
+                job.created_at,
+                job.ts_key,
+                m.text.as_deref().map(search::fold)
+            ])?;
+        let inserted = if changed == 1 {
+            Inserted::New
+        } else {
+            Inserted::Duplicate
+        };
+        if inserted == Inserted::New {
+            new_messages += 1;
+            hours::record(&tx, &job.ts_key)?;
+            let bumped = tx
+                .prepare_cached("UPDATE senders SET n = n + 1 WHERE from_msisdn = ?1")?
+                .execute([&m.from])?;
+            if bumped == 0 {
+                tx.prepare_cached("INSERT INTO senders VALUES (?1, 1)")?
+                    .execute([&m.from])?;
+                new_senders += 1;
+            }
+        }
+        outcomes.insert(job.seq, inserted);
+    }
+    let mut count = tx.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
+    count.execute(params!["messages", new_messages])?;
+    count.execute(params!["senders", new_senders])?;
+    drop(count);
+    if new_messages > 0 {
+        search::index_new_rows(&tx)?;
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Ends a group-commit leader's turn: fails any row of its batch left without an outcome (only
+/// when the leader unwound from a panic), clears the flag and wakes the waiters.
+struct Leader<'a> {
+    store: &'a Store,
+    seqs: Vec<u64>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.store.queue);
+        for seq in &self.seqs {
+            queue
+                .outcomes
+                .entry(*seq)
+                .or_insert_with(|| Err(Error("the writer failed".into())));
+        }
+        queue.leader = false;
+        self.store.done.notify_all();
+    }
+}

@@ -1,0 +1,627 @@
+//! Storage: messages in SQLite, one mutex-guarded write connection and one read connection.
+//! Speaks the domain (messages, filters, pages, stats), never HTTP.
+//!
+//! Owns: the `Store` and its types; opening; listing and stats (reads); readiness checks; noticing
+//! that the database file was deleted or replaced. One concern per file below it:
+//!
+//! - `schema`  tables, indexes, connection pragmas (WAL, `synchronous=FULL`: a 200 is on disk).
+//! - `commit`  group commit: the insert queue, its leader, the write of one batch.
+//! - `search`  text folding, the trigram index and the "text contains q" condition.
+//! - `hours`   hour buckets for `since` totals and deep offsets.
+//!
+//! Tables: `messages` (the spec's six columns plus `ts_key`, the sortable instant, and
+//! `text_fold`), the aggregates `senders`, `counters` and `hours` kept in the insert
+//! transaction, the text index `messages_fts`, and `probe` for the write check.
+//! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
+//! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`.
+
+mod commit;
+mod hours;
+mod schema;
+mod search;
+
+pub use search::fold;
+
+use crate::config::DbLocation;
+use crate::lock;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// One stored message, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    /// Exactly as sent.
+    pub ts: String,
+    pub text: Option<String>,
+}
+
+/// Whether `insert` stored a new row or found the id already there (and changed nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    New,
+    Duplicate,
+}
+
+/// The filters and page of a listing. Absent filters are `None`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub from: Option<String>,
+    /// The `ts_key` the instant must reach (inclusive).
+    pub since_key: Option<String>,
+    /// Substring of the text, compared case-insensitively.
+    pub q: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// One page of messages plus the number of all rows matching the filters.
+#[derive(Debug)]
+pub struct Page {
+    pub messages: Vec<Message>,
+    pub total: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub total_messages: i64,
+    pub senders_count: i64,
+    /// At most ten `(from, count)`, count descending, ties by `from` ascending.
+    pub top_senders: Vec<(String, i64)>,
+    pub first_ts: Option<String>,
+    pub last_ts: Option<String>,
+}
+
+/// A storage failure: SQLite said no (disk full, locked, read-only, corrupt), or the database
+/// file is gone. Only ever mapped to 503 and logged, so it carries just the description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error(format!("sqlite: {e}"))
+    }
+}
+
+pub struct Store {
+    /// The file, for `File` databases: checked before every write so a deleted or replaced file
+    /// is noticed (writes would otherwise go to an unlinked inode and vanish on restart).
+    path: Option<PathBuf>,
+    /// (device, inode) of the file the connections have open.
+    file_id: Mutex<Option<(u64, u64)>>,
+    busy_timeout: Duration,
+    write: Mutex<Connection>,
+    /// A second connection so reads do not wait for the write lock (WAL lets them run while a
+    /// write commits). `None` for an in-memory database, where a second connection would see a
+    /// different, empty database: reads then share the write connection.
+    read: Option<Mutex<Connection>>,
+    queue: Mutex<commit::Queue>,
+    done: Condvar,
+    /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
+    write_failing: AtomicBool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and its schema. `busy_timeout` is how long a
+    /// statement waits for a lock held by another process before failing.
+    pub fn open(location: &DbLocation, busy_timeout: Duration) -> Result<Store, Error> {
+        let (path, write, read) = match location {
+            DbLocation::Memory => {
+                let conn = Connection::open_in_memory()?;
+                schema::create(&conn)?;
+                (None, conn, None)
+            }
+            DbLocation::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error(format!(
+                            "cannot create database folder {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                let (write, read) = schema::connect(path, busy_timeout)?;
+                (Some(path.clone()), write, Some(Mutex::new(read)))
+            }
+        };
+        Ok(Store {
+            file_id: Mutex::new(path.as_deref().and_then(file_id)),
+            path,
+            busy_timeout,
+            write: Mutex::new(write),
+            read,
+            queue: Mutex::default(),
+            done: Condvar::new(),
+            write_failing: AtomicBool::new(false),
+        })
+    }
+
+    /// One page of messages ordered by instant then id, and the count of all that match. Uses
+    /// every shortcut: aggregates for totals, the trigram index for `q`, hour buckets for deep
+    /// offsets (a test compares each with a plain model of the rows).
+    pub fn list(&self, f: &Filter) -> Result<Page, Error> {
+        let q = f.q.as_deref().map(fold);
+        let mut w = Where::default();
+        if let Some(from) = &f.from {
+            w.add("from_msisdn = ?", [Sql::from(from.clone())]);
+        }
+        if let Some(since) = &f.since_key {
+            w.add("ts_key >= ?", [Sql::from(since.clone())]);
+        }
+        if let Some(q) = &q {
+            let (clause, args) = search::condition(q);
+            w.add(&clause, args);
+        }
+        let mut conn = self.reader();
+        // One read transaction, so `total` and the page come from the same snapshot.
+        let tx = conn.transaction()?;
+        let total: i64 = match (&f.from, &f.since_key, &q) {
+            (None, None, None) => counter(&tx, "messages")?,
+            (Some(from), None, None) => tx
+                .prepare_cached("SELECT n FROM senders WHERE from_msisdn = ?1")?
+                .query_row([from], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+            (None, Some(since), None) => hours::count_since(&tx, since)?,
+            (None, None, Some(q)) => search::count(&tx, q)?,
+            _ => w.count(&tx)?,
+        };
+        let mut offset = f.offset;
+        let mut table = "messages";
+        if f.from.is_none() && q.is_none() && offset >= hours::SEEK_FROM {
+            // Deep offset by instant: skip whole hours by their counts, then step inside one.
+            if let Some((hour, rest)) = hours::seek(&tx, f.since_key.as_deref(), offset)? {
+                w.add("ts_key >= ?", [Sql::from(hour)]);
+                offset = rest;
+            }
+        } else if q.as_deref().is_some_and(search::indexed)
+            && f.from.is_none()
+            && f.since_key.is_none()
+            && total > 2000
+        {
+            // Many matches: walk the time index and keep the matching rows, rather than fetch
+            // and sort every match.
+            table = "messages INDEXED BY messages_by_time";
+        }
+        let filter = w.sql();
+        let mut args = w.args;
+        args.push(Sql::Integer(i64::from(f.limit)));
+        args.push(Sql::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let messages = tx
+            .prepare_cached(&format!(
+                "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM {table} {filter}
+                 ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
+            ))?
+            .query_map(params_from_iter(&args), |r| {
+                Ok(Message {
+                    message_id: r.get(0)?,
+                    from: r.get(1)?,
+                    to: r.get(2)?,
+                    ts: r.get(3)?,
+                    text: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.finish()?;
+        Ok(Page { messages, total })
+    }
+
+    /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
+    /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let mut conn = self.reader();
+        let tx = conn.transaction()?;
+        let top_senders = tx
+            .prepare_cached(
+                "SELECT from_msisdn, n FROM senders ORDER BY n DESC, from_msisdn ASC LIMIT 10",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let edge = |order: &str| {
+            tx.query_row(
+                &format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1"),
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        };
+        let stats = Stats {
+            total_messages: counter(&tx, "messages")?,
+            senders_count: counter(&tx, "senders")?,
+            top_senders,
+            first_ts: edge("ts_key ASC, message_id ASC")?,
+            last_ts: edge("ts_key DESC, message_id DESC")?,
+        };
+        tx.finish()?;
+        Ok(stats)
+    }
+
+    /// A real query against the messages table, for readiness.
+    pub fn ping(&self) -> Result<(), Error> {
+        self.reader().query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
+            [],
+            |_| Ok(()),
+        )?;
+        Ok(())
+    }
+
+    /// Whether a write can succeed now: the file is in place, and, after a failed write, a probe
+    /// transaction that writes 64 KiB (four of the largest messages) commits. Used by readiness;
+    /// clears the failure flag. A smaller probe can slip into space a failed batch freed and
+    /// report ready while real batches still fail.
+    pub fn check_writable(&self) -> Result<(), Error> {
+        let mut conn = lock(&self.write);
+        self.ensure_file(&mut conn)?;
+        if self.write_failing.load(SeqCst) {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe; COMMIT;",
+            )
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
+            self.write_failing.store(false, SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Checks that the database file is still the one the connections have open. A missing file
+    /// is an error until one is put back; a different file (restored, replaced) is reopened.
+    fn ensure_file(&self, write: &mut Connection) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let current = file_id(path)
+            .ok_or_else(|| Error(format!("database file {} is gone", path.display())))?;
+        let mut known = lock(&self.file_id);
+        if *known != Some(current) {
+            let (w, r) = schema::connect(path, self.busy_timeout)?;
+            *write = w;
+            if let Some(read) = &self.read {
+                *lock(read) = r;
+            }
+            *known = Some(current);
+        }
+        Ok(())
+    }
+
+    /// Test builds only: panics while holding the write lock, poisoning it.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_holding_write_lock(&self) -> ! {
+        let _held = lock(&self.write);
+        panic!("injected panic holding the write lock")
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        lock(self.read.as_ref().unwrap_or(&self.write))
+    }
+}
+
+/// A WHERE clause under construction: conditions with anonymous `?` parameters, bound in the
+/// order they appear, never spliced into the SQL.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    args: Vec<Sql>,
+}
+
+impl Where {
+    /// Adds a condition and the values of its `?`s, in order.
+    fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sql>) {
+        self.clauses.push(clause.to_string());
+        self.args.extend(args);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// `count(*)` of the rows that match, row by row.
+    fn count(&self, conn: &Connection) -> Result<i64, Error> {
+        Ok(conn
+            .prepare_cached(&format!("SELECT count(*) FROM messages {}", self.sql()))?
+            .query_row(params_from_iter(&self.args), |r| r.get(0))?)
+    }
+}
+
+/// A value from the `counters` table.
+fn counter(conn: &Connection, name: &str) -> Result<i64, Error> {
+    Ok(conn
+        .prepare_cached("SELECT n FROM counters WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))?)
+}
+
+/// (device, inode) of a file, or `None` when it does not exist.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, from: &str, ts: &str, text: Option<&str>) -> Message {
+        Message {
+            message_id: id.into(),
+            from: from.into(),
+            to: "+1".into(),
+            ts: ts.into(),
+            text: text.map(Into::into),
+        }
+    }
+
+    fn put(s: &Store, m: &Message) -> Inserted {
+        let key = crate::ts::parse_message_ts(&m.ts).expect("valid ts");
+        s.insert(m, &key, "2025-01-01T00:00:00.000Z")
+            .expect("insert")
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_keeps_the_first_row() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        assert_eq!(
+            put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", Some("a"))),
+            Inserted::New
+        );
+        assert_eq!(
+            put(&s, &msg("m1", "+2", "2025-01-16T10:00:00Z", Some("b"))),
+            Inserted::Duplicate
+        );
+        let page = s
+            .list(&Filter {
+                limit: 10,
+                ..Filter::default()
+            })
+            .expect("list");
+        assert_eq!(
+            page.messages,
+            vec![msg("m1", "+1", "2025-01-15T10:00:00Z", Some("a"))]
+        );
+    }
+
+    #[test]
+    fn stats_on_empty_and_filled() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let empty = s.stats().expect("stats");
+        assert_eq!(
+            (empty.total_messages, empty.first_ts, empty.last_ts),
+            (0, None, None)
+        );
+        put(&s, &msg("b", "+2", "2025-01-15T10:00:00.5Z", None));
+        put(&s, &msg("a", "+1", "2025-01-15T10:00:00Z", None));
+        put(&s, &msg("c", "+1", "2025-01-14T10:00:00Z", None));
+        let st = s.stats().expect("stats");
+        assert_eq!(
+            st.top_senders,
+            vec![("+1".to_string(), 2), ("+2".to_string(), 1)]
+        );
+        assert_eq!(st.first_ts.as_deref(), Some("2025-01-14T10:00:00Z"));
+        assert_eq!(st.last_ts.as_deref(), Some("2025-01-15T10:00:00.5Z"));
+    }
+
+    /// The listing by its definition, over the rows in memory, sharing nothing with `list`: the
+    /// rows that match every filter, sorted by (instant key, message_id) as bytes, then the page.
+    fn model(rows: &[(Message, String)], f: &Filter) -> Page {
+        let lower = |s: &str| -> String { s.chars().flat_map(char::to_lowercase).collect() };
+        let mut hits: Vec<&(Message, String)> = rows
+            .iter()
+            .filter(|(m, key)| {
+                f.from.as_ref().is_none_or(|from| &m.from == from)
+                    && f.since_key.as_ref().is_none_or(|since| key >= since)
+                    && f.q.as_ref().is_none_or(|q| {
+                        m.text
+                            .as_ref()
+                            .is_some_and(|t| lower(t).contains(&lower(q)))
+                    })
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            (a.1.as_bytes(), a.0.message_id.as_bytes())
+                .cmp(&(b.1.as_bytes(), b.0.message_id.as_bytes()))
+        });
+        Page {
+            total: hits.len() as i64,
+            messages: hits
+                .iter()
+                .skip(f.offset as usize)
+                .take(f.limit as usize)
+                .map(|(m, _)| m.clone())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_shortcut_agrees_with_a_model_of_the_rows() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        const ALPHABET: [&str; 17] = [
+            "a", "b", "A", "Ä", "ä", "ß", "%", "_", "\"", "é", "Σ", "σ", "ς", " ", "x", "😀", "\0",
+        ];
+        let mut seed = 12345u64;
+        let mut rand = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let mut word = |len: usize| {
+            (0..len)
+                .map(|_| ALPHABET[rand(ALPHABET.len())])
+                .collect::<String>()
+        };
+        // The `since` values filtered by, and rows exactly on each of them (several spellings of
+        // the same instant), just before and just after, and on the edges of their hours.
+        let sinces = [
+            "2025-01-15T10:30:00.000000000Z",
+            "2025-01-16T00:00:00.000000000Z",
+            "2025-01-17T01:59:59.500000000Z",
+        ];
+        let edges = [
+            "2025-01-15T10:30:00Z",
+            "2025-01-15T10:30:00.000Z",
+            "2025-01-15T10:29:59.999999999Z",
+            "2025-01-15T10:30:00.000000001Z",
+            "2025-01-15T10:00:00Z",
+            "2025-01-15T10:59:59.999999999Z",
+            "2025-01-16T00:00:00Z",
+            "2025-01-16T00:00:00.0Z",
+            "2025-01-15T23:59:59.999999999Z",
+            "2025-01-17T01:59:59.5Z",
+            "2025-01-17T01:59:59.500000000Z",
+            "2025-01-17T01:59:59.499999999Z",
+            "2025-01-17T02:00:00Z",
+        ];
+        // 3,000 rows over about 50 hours, out of order, some sharing an instant.
+        let mut rows: Vec<(Message, String)> = (0..3000u64)
+            .map(|i| {
+                // Every text holds "abc", so q=abc has over 2,000 matches (the time-index walk).
+                let text = if i % 10 == 0 {
+                    None
+                } else {
+                    Some(format!("{}abc{}", word((i % 23) as usize), word(2)))
+                };
+                let ts = if i % 41 == 0 {
+                    edges[(i / 41) as usize % edges.len()].to_string()
+                } else {
+                    let t = (i * 7919) % 180_000;
+                    format!(
+                        "2025-01-{:02}T{:02}:{:02}:{:02}.{}Z",
+                        15 + t / 86400,
+                        t / 3600 % 24,
+                        t / 60 % 60,
+                        t % 60,
+                        i % 3
+                    )
+                };
+                let key = crate::ts::parse_message_ts(&ts).expect("ts");
+                let m = Message {
+                    message_id: format!("m{i}"),
+                    from: format!("+{}", i % 3),
+                    to: "+1".into(),
+                    ts,
+                    text,
+                };
+                (m, key)
+            })
+            .collect();
+        for chunk in rows.chunks(700) {
+            s.import(chunk.to_vec(), "2025-01-01T00:00:00.000Z", 300)
+                .expect("import");
+        }
+        // A few through the group-commit path, after the text index's last batch.
+        for (i, edge) in edges.iter().enumerate().take(5) {
+            let m = msg(&format!("n{i}"), "+1", edge, Some("late abc"));
+            put(&s, &m);
+            let key = crate::ts::parse_message_ts(&m.ts).expect("ts");
+            rows.push((m, key));
+        }
+        let mut long_hits = 0;
+        for round in 0..600usize {
+            let q = if round % 7 == 0 {
+                "ABC".to_string()
+            } else {
+                word(1 + round % 5)
+            };
+            let filter = Filter {
+                q: (round % 3 != 2).then(|| q.clone()),
+                from: (round % 5 == 0).then(|| "+1".to_string()),
+                since_key: (round % 4 != 0).then(|| sinces[round % 3].to_string()),
+                limit: 1 + (round % 100) as u32,
+                offset: [0, 3, 999, 1000, 1234, 2500, 2999, 5000][round % 8],
+            };
+            let got = s.list(&filter).expect("list");
+            let want = model(&rows, &filter);
+            assert_eq!(got.total, want.total, "total for {filter:?}");
+            assert_eq!(got.messages, want.messages, "page for {filter:?}");
+            if filter.q.as_ref().is_some_and(|q| q.chars().count() >= 3) {
+                long_hits += got.total;
+            }
+        }
+        assert!(
+            long_hits > 0,
+            "some indexed queries match, so the comparison means something"
+        );
+        // /stats against the same model.
+        let st = s.stats().expect("stats");
+        let all = model(
+            &rows,
+            &Filter {
+                limit: u32::MAX,
+                ..Filter::default()
+            },
+        );
+        assert_eq!(st.total_messages, all.total);
+        assert_eq!(st.first_ts.as_ref(), all.messages.first().map(|m| &m.ts));
+        assert_eq!(st.last_ts.as_ref(), all.messages.last().map(|m| &m.ts));
+        assert_eq!(st.senders_count, 3);
+    }
+
+    #[test]
+    fn durability_settings_are_pinned_on_every_connection() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("app.db");
+        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        let check = |s: &Store| {
+            let w = lock(&s.write);
+            let pragma = |name: &str| -> String {
+                w.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, Sql>(0))
+                    .map(|v| match v {
+                        Sql::Integer(n) => n.to_string(),
+                        Sql::Text(t) => t,
+                        other => format!("{other:?}"),
+                    })
+                    .expect(name)
+            };
+            // What "a 200 means on disk" rests on: WAL, and an fsync on every commit.
+            assert_eq!(pragma("journal_mode"), "wal");
+            assert_eq!(pragma("synchronous"), "2", "FULL");
+            assert_eq!(pragma("temp_store"), "2", "MEMORY: the image has no /tmp");
+            assert_eq!(pragma("wal_autocheckpoint"), "8000");
+            assert_eq!(pragma("journal_size_limit"), "67108864");
+            let r = lock(
+                s.read
+                    .as_ref()
+                    .expect("a file database has a read connection"),
+            );
+            let query_only: i64 = r
+                .query_row("PRAGMA query_only", [], |r| r.get(0))
+                .expect("q");
+            assert_eq!(query_only, 1, "the read connection cannot write");
+        };
+        check(&s);
+        // The file header says WAL to any other process too (bytes 18 and 19 are 2).
+        let header = std::fs::read(&path).expect("read the file");
+        assert_eq!((header[18], header[19]), (2, 2));
+        // A replaced file is reopened with the same settings.
+        drop(s);
+        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        std::fs::rename(&path, dir.join("old.db")).expect("move away");
+        std::fs::copy(dir.join("old.db"), &path).expect("put a copy back");
+        put(&s, &msg("after", "+1", "2025-01-15T10:00:00Z", None));
+        check(&s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fold_is_unicode_aware() {
+        assert_eq!(fold("ÄRGER Straße"), "ärger straße");
+        assert!(fold("Ärger").contains(&fold("ärger")));
+    }
+}

@@ -1,0 +1,103 @@
+//! Text search for `q`: case folding, the trigram index and its watermark, and the one condition
+//! "the text contains q" that listing and counting share.
+//!
+//! Owns: `fold`; the FTS5 trigram index of `text_fold` (written in batches behind a watermark,
+//! the `fts_rowid` counter); the match clause. Patterns of three characters or more go through
+//! the index as a phrase, which with trigrams is exactly a substring match; shorter ones, those
+//! holding NUL, and the rows above the watermark are matched with `instr()`. Either way `%` and
+//! `_` are ordinary characters.
+//! Leaves out: filters other than `q`, ordering and pages (`mod`).
+//! Uses: rusqlite, `counter` (mod).
+
+use super::{Error, counter};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params_from_iter};
+
+/// `text_fold` contains the bound pattern: instr() over bytes, a plain substring test; for valid
+/// UTF-8 a byte substring is a character substring.
+const CONTAINS: &str = "instr(CAST(text_fold AS BLOB), ?) > 0";
+
+/// The rowids whose text contains the pattern: the indexed rows through the index (bound as a
+/// phrase), the few above the watermark by instr() (bound as bytes).
+const ROWIDS: &str = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?
+    UNION ALL SELECT rowid FROM messages
+    WHERE rowid > (SELECT n FROM counters WHERE name = 'fts_rowid')
+      AND instr(CAST(text_fold AS BLOB), ?) > 0";
+
+/// Rows are added to the trigram index in batches of at least this many (in the transaction that
+/// reaches it), not one transaction at a time: FTS5 writes a segment per transaction, and small
+/// ones cost about a quarter of the ingest rate.
+const BATCH: i64 = 256;
+
+/// Case folding for `q`: each character lower-cased on its own (no context rules such as the Greek
+/// final sigma), so the stored text and the query fold the same way. NUL becomes U+FFFF (a
+/// noncharacter): SQLite's text functions and the FTS5 tokenizer mishandle NUL, and mapping
+/// both sides the same way keeps a substring a substring.
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '\0' { '\u{FFFF}' } else { c })
+        .collect()
+}
+
+/// Whether the trigram index can answer a folded pattern: three characters or more (a trigram
+/// needs three), and no NUL (it would end the FTS5 query string early).
+pub fn indexed(q: &str) -> bool {
+    q.chars().count() >= 3 && !q.contains('\0')
+}
+
+/// "The text contains `q`" (`q` folded) as a condition on `messages`, with its parameters.
+pub fn condition(q: &str) -> (String, Vec<Sql>) {
+    if indexed(q) {
+        (format!("rowid IN ({ROWIDS})"), vec![phrase(q), bytes(q)])
+    } else {
+        (CONTAINS.to_string(), vec![bytes(q)])
+    }
+}
+
+/// The number of rows whose text contains `q` (folded), counted in the index where it can.
+pub fn count(conn: &Connection, q: &str) -> Result<i64, Error> {
+    let (sql, args) = if indexed(q) {
+        (
+            format!("SELECT count(*) FROM ({ROWIDS})"),
+            vec![phrase(q), bytes(q)],
+        )
+    } else {
+        (
+            format!("SELECT count(*) FROM messages WHERE {CONTAINS}"),
+            vec![bytes(q)],
+        )
+    };
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get(0))?)
+}
+
+/// Indexes the rows above the watermark once there are at least a batch of them (rowids only
+/// grow: rows are never deleted), and moves the watermark. Called in the insert transaction.
+pub fn index_new_rows(conn: &Connection) -> Result<(), Error> {
+    let watermark = counter(conn, "fts_rowid")?;
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(rowid), 0) FROM messages")?
+        .query_row([], |r| r.get(0))?;
+    if last - watermark >= BATCH {
+        conn.prepare_cached(
+            "INSERT INTO messages_fts (rowid, text_fold)
+             SELECT rowid, text_fold FROM messages WHERE rowid > ?1 AND rowid <= ?2 AND text_fold IS NOT NULL",
+        )?
+        .execute([watermark, last])?;
+        conn.prepare_cached("UPDATE counters SET n = ?1 WHERE name = 'fts_rowid'")?
+            .execute([last])?;
+    }
+    Ok(())
+}
+
+/// `q` as an FTS5 phrase: with the trigram tokenizer it matches exactly the texts that contain
+/// `q` as a substring.
+fn phrase(q: &str) -> Sql {
+    Sql::Text(format!("\"{}\"", q.replace('"', "\"\"")))
+}
+
+fn bytes(q: &str) -> Sql {
+    Sql::Blob(q.as_bytes().to_vec())
+}
