@@ -45,7 +45,7 @@ pub const VARS: [Var; 14] = [
     var("MAX_BODY_BYTES", "65536", Some((1, 16 << 20)), "largest request body in bytes; larger gets 413"),
     var("WEBHOOK_SECRET_PREVIOUS", "", None, "a second accepted HMAC key while senders move to a new one"),
     var("MAX_HEADER_BYTES", "8192", Some((256, 1 << 20)), "request line plus headers in bytes; larger gets 414 or 431"),
-    var("MAX_CONNECTIONS", "512", Some((1, 65536)), "open connections, served plus queued; past it a new one gets 503 at once"),
+    var("MAX_CONNECTIONS", "auto", Some((1, 1_000_000)), "open connections; at the cap the one idle longest is shed for a newcomer (503 when none is idle); auto: the open-file limit less a reserve"),
     var("IDLE_TIMEOUT_MS", "5000", HOUR_MS, "how long a keep-alive connection may wait for its next request"),
     var("READ_TIMEOUT_MS", "5000", HOUR_MS, "longest silence while a request arrives; then 408"),
     var("REQUEST_TIMEOUT_MS", "10000", HOUR_MS, "deadline for a whole request from its first byte; then 408"),
@@ -94,7 +94,7 @@ pub struct Config {
     pub secret_previous: Option<String>,
     /// `MAX_HEADER_BYTES`.
     pub max_header_bytes: usize,
-    /// `MAX_CONNECTIONS`.
+    /// `MAX_CONNECTIONS`; 0 for `auto` until `start` sets it from the open-file limit.
     pub max_connections: usize,
     /// `IDLE_TIMEOUT_MS`.
     pub idle_timeout_ms: u64,
@@ -132,7 +132,10 @@ impl Config {
             max_body_bytes: n("MAX_BODY_BYTES")?,
             secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
             max_header_bytes: n("MAX_HEADER_BYTES")?,
-            max_connections: n("MAX_CONNECTIONS")?,
+            max_connections: match get("MAX_CONNECTIONS").as_deref().map(str::trim) {
+                None | Some("auto") => 0,
+                Some(_) => n("MAX_CONNECTIONS")?,
+            },
             idle_timeout_ms: n("IDLE_TIMEOUT_MS")? as u64,
             read_timeout_ms: n("READ_TIMEOUT_MS")? as u64,
             request_timeout_ms: n("REQUEST_TIMEOUT_MS")? as u64,

@@ -59,8 +59,21 @@ pub struct Running {
     server: server::Server,
 }
 
-/// Opens the database, binds the port and starts the workers; logs the start-up line.
-pub fn start(config: Config, log: Logger) -> Result<Running, String> {
+/// Descriptors kept back from `MAX_CONNECTIONS=auto` for the database files, the listener, the
+/// poller and stdout (at most half the limit, for tiny limits).
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one, as Go's runtime does, and sets an `auto`
+/// `MAX_CONNECTIONS` from it; opens the database, binds the port and starts the server; logs the
+/// start-up line.
+pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
+    let nofile = rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::Resource::NOFILE.get().map(|(soft, _)| soft))
+        .unwrap_or(1024);
+    if config.max_connections == 0 {
+        let max = nofile.saturating_sub(FD_RESERVE).max(nofile / 2).max(1);
+        config.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
+    }
     let busy = std::time::Duration::from_millis(config.busy_timeout_ms);
     let store =
         store::Store::open(&config.db, busy).map_err(|e| format!("cannot open database: {e}"))?;
@@ -83,8 +96,14 @@ pub fn start(config: Config, log: Logger) -> Result<Running, String> {
             .str("version", env!("CARGO_PKG_VERSION"))
             .raw("port", server.addr().port())
             .raw("workers", c.workers)
+            .raw("max_connections", c.max_connections)
+            .raw("nofile_limit", nofile)
             .str("database", &database)
-            .raw("secret_configured", c.secret.is_some()),
+            .raw("secret_configured", c.secret.is_some())
+            .raw(
+                "previous_secret_configured",
+                c.secret.is_some() && c.secret_previous.is_some(),
+            ),
     );
     Ok(Running { app, server })
 }

@@ -14,7 +14,7 @@
 use crate::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Histogram upper bounds in seconds: fine below a millisecond, where most answers land, and up to
@@ -60,8 +60,16 @@ pub struct Metrics {
     /// `webhook_requests_total` by `result`, every label known from the start.
     webhook: Vec<(&'static str, AtomicU64)>,
     latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
-    /// Connections turned away at accept because `MAX_CONNECTIONS` were open.
+    /// Connections turned away at accept: `MAX_CONNECTIONS` open, none of them idle.
     pub rejected_connections: AtomicU64,
+    /// Idle connections closed to admit a new one at `MAX_CONNECTIONS`.
+    pub shed_connections: AtomicU64,
+    /// Connections open now (each counts itself in and out).
+    pub open_connections: Arc<AtomicUsize>,
+    /// Connections parked with nothing in progress.
+    pub idle_connections: AtomicUsize,
+    /// Requests a worker is running now.
+    pub in_progress: AtomicUsize,
 }
 
 impl Metrics {
@@ -76,6 +84,10 @@ impl Metrics {
                 .collect(),
             latency: Mutex::default(),
             rejected_connections: AtomicU64::new(0),
+            shed_connections: AtomicU64::new(0),
+            open_connections: Arc::default(),
+            idle_connections: AtomicUsize::new(0),
+            in_progress: AtomicUsize::new(0),
         }
     }
 
@@ -156,17 +168,21 @@ impl Metrics {
                 cumulative[BUCKETS.len()]
             );
         }
-        family(
-            &mut out,
-            "http_connections_rejected_total",
-            "counter",
-            "Connections refused because MAX_CONNECTIONS were open.",
-        );
-        let _ = writeln!(
-            out,
-            "http_connections_rejected_total {}",
-            self.rejected_connections.load(Relaxed)
-        );
+        #[rustfmt::skip] // a table: one sample a line
+        let connections = [
+            ("http_connections_rejected_total", "counter",
+                "Connections refused: MAX_CONNECTIONS open, none idle.", self.rejected_connections.load(Relaxed)),
+            ("http_connections_shed_total", "counter",
+                "Idle connections closed to admit new ones at MAX_CONNECTIONS.", self.shed_connections.load(Relaxed)),
+            ("http_connections_open", "gauge", "Connections open.", self.open_connections.load(Relaxed) as u64),
+            ("http_connections_idle", "gauge",
+                "Connections waiting between requests.", self.idle_connections.load(Relaxed) as u64),
+            ("http_requests_in_progress", "gauge", "Requests being run.", self.in_progress.load(Relaxed) as u64),
+        ];
+        for (name, kind, help, value) in connections {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }
@@ -316,9 +332,21 @@ mod tests {
                 "request_latency_seconds_count{{method=\"{method}\",path=\"{path}\"}} 1\n"
             );
         }
-        want += "# HELP http_connections_rejected_total Connections refused because MAX_CONNECTIONS were open.\n\
+        want += "# HELP http_connections_rejected_total Connections refused: MAX_CONNECTIONS open, none idle.\n\
                  # TYPE http_connections_rejected_total counter\n\
-                 http_connections_rejected_total 0\n";
+                 http_connections_rejected_total 0\n\
+                 # HELP http_connections_shed_total Idle connections closed to admit new ones at MAX_CONNECTIONS.\n\
+                 # TYPE http_connections_shed_total counter\n\
+                 http_connections_shed_total 0\n\
+                 # HELP http_connections_open Connections open.\n\
+                 # TYPE http_connections_open gauge\n\
+                 http_connections_open 0\n\
+                 # HELP http_connections_idle Connections waiting between requests.\n\
+                 # TYPE http_connections_idle gauge\n\
+                 http_connections_idle 0\n\
+                 # HELP http_requests_in_progress Requests being run.\n\
+                 # TYPE http_requests_in_progress gauge\n\
+                 http_requests_in_progress 0\n";
         assert_eq!(m.render_service(), want);
     }
 }

@@ -212,33 +212,61 @@ fn unparsable_content_length_is_refused_not_smuggled() {
 }
 
 #[test]
-fn connection_cap_refuses_quickly() {
+fn at_the_cap_idle_connections_are_shed_and_busy_ones_refuse() {
     let bin = binary(&[("MAX_CONNECTIONS", "20")]);
-    let conns: Vec<TcpStream> = (0..30)
-        .map(|_| TcpStream::connect(bin.addr).expect("connect"))
+    // 20 idle sockets fill the cap; 10 more each shed the one idle longest, never refused.
+    let idle: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let c = TcpStream::connect(bin.addr).expect("connect");
+            std::thread::sleep(Duration::from_millis(2));
+            c
+        })
         .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let closed: Vec<bool> = idle
+        .iter()
+        .map(|mut c| {
+            c.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            matches!(c.read(&mut [0u8; 16]), Ok(0))
+        })
+        .collect();
+    assert_eq!(closed.iter().filter(|c| **c).count(), 10, "{closed:?}");
+    assert!(
+        closed[..10].iter().all(|c| *c),
+        "the oldest were shed: {closed:?}"
+    );
+    bin.assert_serving(PROMPT);
+    // With every connection in the middle of a request, a newcomer gets 503 at once.
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(100));
+    let busy: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            hold(
+                &bin,
+                b"POST /webhook HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
-    let mut refused = 0;
-    for mut c in &conns {
-        c.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let mut head = [0u8; 12];
-        if c.read_exact(&mut head).is_ok() {
-            assert_eq!(&head, b"HTTP/1.1 503", "past the cap the answer is 503");
-            refused += 1;
-        }
-    }
-    assert!(
-        refused >= 10,
-        "at least the 10 over the cap were refused, got {refused}"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "refusals come at once, not after a timeout"
-    );
-    drop(conns);
+    let r = support::request(bin.addr, "GET", "/health/live", &[], b"");
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    assert_eq!(r.json()["detail"], "too many connections");
+    assert!(t.elapsed() < PROMPT, "refused at once, not after a timeout");
+    drop(busy);
     std::thread::sleep(Duration::from_millis(200));
     bin.assert_serving(PROMPT);
+    assert!(sample(&bin, "http_connections_shed_total") >= 10.0);
+    assert_eq!(sample(&bin, "http_connections_rejected_total"), 1.0);
+}
+
+/// One sample of a running binary's /metrics.
+fn sample(bin: &Binary, series: &str) -> f64 {
+    let text = support::request(bin.addr, "GET", "/metrics", &[], b"").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{series} in {text}"))
 }
 
 #[test]
@@ -250,6 +278,8 @@ fn fd_exhaustion_does_not_stop_the_accept_loop() {
             ("DATABASE_URL", &db),
             ("WEBHOOK_SECRET", SECRET),
             ("LOG_LEVEL", "ERROR"),
+            // Above the descriptor limit, so that the limit is what is hit.
+            ("MAX_CONNECTIONS", "1000"),
         ],
         Some(40),
     );

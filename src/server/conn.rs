@@ -1,0 +1,146 @@
+//! One client connection and its non-blocking I/O: the bytes received and not yet parsed, the
+//! response bytes not yet sent, and the times its deadlines count from.
+//!
+//! Owns: `Conn`, reading what the socket has (never waiting), writing what it will take (never
+//! waiting), and where the connection stands (`State`). An idle connection holds no buffer.
+//! Leaves out: when to read or write (the poller and the workers decide), what the bytes mean.
+//! Uses: `wire` (parsing and response framing), mio.
+
+use crate::wire::{self, Limits, Parse};
+use mio::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Instant;
+
+/// Where a connection stands, for the poller's deadlines and for shedding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Between requests, nothing buffered: may be shed for a newcomer at the cap.
+    Idle,
+    /// Part of a request has arrived.
+    Reading,
+    /// A response is partly sent; the client has not read the rest yet.
+    Writing,
+}
+
+pub struct Conn {
+    pub stream: TcpStream,
+    /// Received and not yet parsed (part of a request, or pipelined requests).
+    pub buf: Vec<u8>,
+    /// Response bytes the socket has not taken yet, and whether to close once they are sent.
+    pub out: Vec<u8>,
+    pub close_after: bool,
+    /// When the first byte of the request now in `buf` arrived (`None` between requests).
+    pub request_started: Option<Instant>,
+    /// When bytes last moved in either direction.
+    pub last_active: Instant,
+    /// `100 Continue` was sent for the request now in `buf`.
+    pub continue_sent: bool,
+    /// The peer closed its sending side; what is buffered is all there will be.
+    pub eof: bool,
+    _open: OpenGuard,
+}
+
+/// Counts a connection as open for as long as it exists, however it ends.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, open: &Arc<AtomicUsize>) -> Conn {
+        open.fetch_add(1, SeqCst);
+        Conn {
+            stream,
+            buf: Vec::new(),
+            out: Vec::new(),
+            close_after: false,
+            request_started: None,
+            last_active: Instant::now(),
+            continue_sent: false,
+            eof: false,
+            _open: OpenGuard(Arc::clone(open)),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        if !self.out.is_empty() {
+            State::Writing
+        } else if self.buf.is_empty() {
+            State::Idle
+        } else {
+            State::Reading
+        }
+    }
+
+    /// Reads what the socket holds, up to `cap` buffered bytes, without waiting. Returns whether
+    /// anything arrived; an error means the connection is broken.
+    pub fn read_available(&mut self, scratch: &mut [u8], cap: usize) -> std::io::Result<bool> {
+        let mut any = false;
+        while self.buf.len() < cap && !self.eof {
+            match self.stream.read(scratch) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&scratch[..n]);
+                    any = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if any {
+            self.last_active = Instant::now();
+            self.request_started.get_or_insert(self.last_active);
+        }
+        Ok(any)
+    }
+
+    /// Writes as much of `out` as the socket takes now. `Ok(true)` when all of it is sent.
+    pub fn flush(&mut self) -> std::io::Result<bool> {
+        let mut sent = 0;
+        let result = loop {
+            if sent == self.out.len() {
+                break Ok(true);
+            }
+            match self.stream.write(&self.out[sent..]) {
+                Ok(0) => break Err(ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if sent > 0 {
+            self.out.drain(..sent);
+            self.last_active = Instant::now();
+        }
+        result
+    }
+
+    /// The next request in `buf`, its bytes taken out of the buffer when it is whole.
+    pub fn next_request(&mut self, limits: &Limits) -> Parse {
+        let parse = wire::parse_request(&self.buf, limits);
+        if let Parse::Done { consumed, .. } = &parse {
+            self.buf.drain(..*consumed);
+        }
+        parse
+    }
+
+    /// After a response is sent: the next request's clock starts with its first byte, and an
+    /// empty buffer gives its memory back.
+    pub fn finish_request(&mut self) {
+        self.last_active = Instant::now();
+        self.continue_sent = false;
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+            self.request_started = None;
+        } else {
+            self.request_started = Some(self.last_active);
+        }
+    }
+}

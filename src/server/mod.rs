@@ -1,0 +1,441 @@
+//! The server: a poller thread that owns every waiting connection, a fixed pool of workers that
+//! run requests, and `handle`, the envelope every request goes through (route with panics
+//! caught, count, log).
+//!
+//! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
+//! mio) accepts, reads what arrives, keeps every deadline, and hands a connection to a worker
+//! only when a whole request (or a framing error) is buffered. A worker answers it, writes what
+//! the socket takes without waiting, serves requests already pipelined behind it, and hands the
+//! connection back: to wait for the next request, or for a slow reader to take the rest of a
+//! response. So idle, trickling and non-reading clients cost a registration and their bytes,
+//! never a worker. At `MAX_CONNECTIONS` the connection idle longest is shed for a newcomer; only
+//! when every connection has a request in progress does a newcomer get 503.
+//!
+//! Owns: threads, the request envelope (request id, metrics, the access log line), the worker
+//! loop. Leaves out: sockets' waiting and deadlines (`poller`), buffers (`conn`), framing
+//! (`wire`), routes (`router`), statuses (`http`).
+//! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `ts`, mio, uuid.
+
+mod conn;
+mod poller;
+
+use crate::http::{ApiError, Facts, Reply, Req};
+use crate::log::{Level, Line};
+use crate::wire::{self, Limits, Parse, WireError};
+use crate::{App, lock, router};
+use conn::Conn;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The most header lines a request may have.
+const MAX_HEADERS: usize = 100;
+
+/// The listener's threads.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    jobs: Sender<Option<Job>>,
+    poller: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// What the poller and the workers share.
+struct Shared {
+    stopping: AtomicBool,
+    bounds: Bounds,
+    /// Connections workers hand back to the poller (with their token), and its wake-up call.
+    back: Mutex<Vec<(usize, Conn)>>,
+    waker: mio::Waker,
+}
+
+/// What one connection may send and how long it may take, from the configuration, once.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    limits: Limits,
+    idle: Duration,
+    read: Duration,
+    request: Duration,
+    write: Duration,
+    /// Bytes a connection may buffer unparsed: one whole request of the largest size.
+    max_buffered: usize,
+}
+
+/// A connection with a whole request buffered (or a framing error), for a worker.
+struct Job {
+    token: usize,
+    conn: Conn,
+    parse: Parse,
+}
+
+impl Server {
+    /// Binds `0.0.0.0:PORT` and starts the poller and `WORKERS` workers.
+    pub fn start(app: Arc<App>) -> Result<Server, String> {
+        let c = &app.config;
+        let err = |e: std::io::Error| e.to_string();
+        // mio's bind: non-blocking, SO_REUSEADDR, and a backlog of 1024 rather than std's 128.
+        let listener =
+            mio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], c.port))).map_err(err)?;
+        let addr = listener.local_addr().map_err(err)?;
+        let poll = mio::Poll::new().map_err(err)?;
+        let limits = Limits {
+            max_request_line: c.max_header_bytes,
+            max_head: c.max_header_bytes,
+            max_headers: MAX_HEADERS,
+            max_body: c.max_body_bytes,
+        };
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            bounds: Bounds {
+                limits,
+                idle: Duration::from_millis(c.idle_timeout_ms),
+                read: Duration::from_millis(c.read_timeout_ms),
+                request: Duration::from_millis(c.request_timeout_ms),
+                write: Duration::from_millis(c.write_timeout_ms),
+                max_buffered: c.max_header_bytes + c.max_body_bytes + 16 * 1024,
+            },
+            back: Mutex::default(),
+            waker: mio::Waker::new(poll.registry(), poller::WAKER).map_err(err)?,
+        });
+        let (jobs, rx) = channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name).spawn(f).map_err(err)
+        };
+        let workers = (0..c.workers)
+            .map(|i| {
+                let (app, shared, rx) = (Arc::clone(&app), Arc::clone(&shared), Arc::clone(&rx));
+                spawn(
+                    format!("worker-{i}"),
+                    Box::new(move || work(&app, &shared, &rx)),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let poller = poller::Poller::new(
+            Arc::clone(&app),
+            Arc::clone(&shared),
+            poll,
+            listener,
+            jobs.clone(),
+        )
+        .map_err(err)?;
+        let poller = spawn("poller".into(), Box::new(move || poller.run()))?;
+        Ok(Server {
+            addr,
+            shared,
+            jobs,
+            poller,
+            workers,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, finishes the requests in flight and those already arriving, and joins
+    /// every thread.
+    pub fn stop(self) {
+        self.shared.stopping.store(true, SeqCst);
+        let _ = self.shared.waker.wake();
+        // The poller returns once no connection has a request left to finish.
+        let _ = self.poller.join();
+        for _ in &self.workers {
+            let _ = self.jobs.send(None);
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A worker: take the next connection with a request, serve it (and what is pipelined behind
+/// it), then hand it back to the poller or close it.
+fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
+    let mut scratch = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(Some(Job {
+            token,
+            mut conn,
+            parse,
+        })) = lock(rx).recv()
+        else {
+            return;
+        };
+        // A bug in the framing code must cost this connection, not the worker.
+        let keep = catch_unwind(AssertUnwindSafe(|| {
+            serve(app, shared, &mut conn, parse, &mut scratch)
+        }))
+        .unwrap_or(false);
+        if keep {
+            lock(&shared.back).push((token, conn));
+        } else {
+            drop(conn);
+        }
+        // After the hand-back, so the poller never sees neither.
+        app.metrics.in_progress.fetch_sub(1, SeqCst);
+        if keep {
+            let _ = shared.waker.wake();
+        }
+    }
+}
+
+/// The answer to one request and how to send it.
+struct Answer {
+    reply: Reply,
+    /// Close the connection after it (the client asked, or the request could not be read).
+    close: bool,
+    /// A HEAD request: headers only.
+    head_only: bool,
+    /// An HTTP/1.0 client, told explicitly when its connection is kept alive.
+    http_1_0: bool,
+}
+
+impl Answer {
+    /// A reply after which the connection is closed.
+    fn closing(reply: Reply) -> Answer {
+        Answer {
+            reply,
+            close: true,
+            head_only: false,
+            http_1_0: false,
+        }
+    }
+
+    /// The response as bytes: `Connection: close` when it closes, and an HTTP/1.0 client kept
+    /// alive is told so.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.reply.body.len());
+        let resp = wire::Response {
+            status: self.reply.status,
+            content_type: self.reply.content_type,
+            headers: &self.reply.headers,
+            body: &self.reply.body,
+            close: self.close,
+            keep_alive_1_0: self.http_1_0 && !self.close,
+            head_only: self.head_only,
+            date: &crate::ts::http_date(),
+        };
+        let _ = wire::write_response(&mut out, &resp); // writing to a Vec cannot fail
+        out
+    }
+}
+
+/// Serves the request in `parse` and every whole request buffered behind it. Returns whether
+/// the poller should keep the connection: to wait for more bytes, or to send the rest of a
+/// response the client is slow to read (nothing more is parsed until it has).
+fn serve(
+    app: &App,
+    shared: &Shared,
+    conn: &mut Conn,
+    mut parse: Parse,
+    scratch: &mut [u8],
+) -> bool {
+    loop {
+        let started = conn.request_started.unwrap_or_else(Instant::now);
+        let mut answer = match parse {
+            Parse::Done { head, body, .. } => {
+                let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
+                let req = to_req(head, body);
+                Answer {
+                    close,
+                    head_only: req.method == "HEAD",
+                    http_1_0,
+                    reply: handle(app, &req, None, started),
+                }
+            }
+            Parse::Failed { head, error } => {
+                let mut req = head.map(|h| to_req(h, Vec::new())).unwrap_or_default();
+                // A body over the cap is routed, marked, so each route refuses it itself (and
+                // /webhook counts it); any other framing error is answered here.
+                let early = match error {
+                    WireError::BodyTooLarge => {
+                        req.body_too_large = true;
+                        None
+                    }
+                    other => match refusal(&other) {
+                        Some(e) => Some(e),
+                        None => return false,
+                    },
+                };
+                Answer::closing(handle(app, &req, early, started))
+            }
+            Parse::Incomplete { .. } => return true,
+        };
+        answer.close |= shared.stopping.load(SeqCst) || conn.eof;
+        conn.out = answer.bytes();
+        conn.close_after = answer.close;
+        match conn.flush() {
+            Ok(true) if !answer.close => conn.finish_request(),
+            // The client has not read it yet: the poller sends the rest when it does.
+            Ok(false) => return true,
+            _ => return false,
+        }
+        // A next request pipelined behind, or already arriving: serve it without a round trip
+        // through the poller.
+        if conn
+            .read_available(scratch, shared.bounds.max_buffered)
+            .is_err()
+        {
+            return false;
+        }
+        parse = conn.next_request(&shared.bounds.limits);
+    }
+}
+
+/// The one conversion from a framing error to the error the client is told; `None` when there is
+/// nobody to answer.
+fn refusal(error: &WireError) -> Option<ApiError> {
+    let (status, detail) = error.status()?;
+    Some(ApiError::Protocol(status, detail))
+}
+
+/// How long a connection may still wait for bytes: between requests, until the idle timeout;
+/// mid-request (`started`), until the nearer of the request deadline and the read timeout.
+/// Zero means its time is up.
+fn wait_limit(
+    started: Option<Instant>,
+    last_active: Instant,
+    now: Instant,
+    b: &Bounds,
+) -> Duration {
+    let silence = now.saturating_duration_since(last_active);
+    match started {
+        Some(started) => (started + b.request)
+            .saturating_duration_since(now)
+            .min(b.read.saturating_sub(silence)),
+        None => b.idle.saturating_sub(silence),
+    }
+}
+
+/// Our request value from a parsed head and body.
+fn to_req(head: wire::Head, body: Vec<u8>) -> Req {
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    Req {
+        path: path.into(),
+        query: query.into(),
+        method: head.method,
+        headers: head.headers,
+        body,
+        body_too_large: false,
+    }
+}
+
+/// The path every request takes once read: route (a panic costs this request a 500, nothing
+/// more), then stamp the request id, count and log. `early` is an answer decided before routing
+/// (body too large, malformed request).
+pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -> Reply {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let route = router::route_label(&req.path);
+    let mut facts = Facts::default();
+    let outcome = match early {
+        Some(e) => Err(e),
+        None => catch_unwind(AssertUnwindSafe(|| router::route(app, req, &mut facts)))
+            .unwrap_or(Err(ApiError::Internal)),
+    };
+    let mut reply = outcome.unwrap_or_else(ApiError::into_reply);
+    let seconds = started.elapsed().as_secs_f64();
+    app.metrics
+        .record_request(&req.method, route, reply.status, seconds);
+    let result = facts.webhook_result;
+    if let Some(result) = result {
+        app.metrics.record_webhook(result);
+    }
+    let level = level_of(reply.status);
+    if app.log.enabled(level) {
+        let mut line = Line::new(level)
+            .str("request_id", &request_id)
+            .str("method", &req.method)
+            .str("path", &req.path)
+            .raw("status", reply.status)
+            .raw("latency_ms", format!("{:.3}", seconds * 1000.0));
+        if let Some(result) = result {
+            if let Some(id) = &facts.message_id {
+                line = line.str("message_id", id);
+            }
+            line = line.raw("dup", result == "duplicate").str("result", result);
+        }
+        app.log.write(line);
+    }
+    reply.headers.push(("X-Request-ID", request_id));
+    reply
+}
+
+/// The log level of a request line: 2xx INFO, 4xx WARNING, 401 and 5xx ERROR.
+fn level_of(status: u16) -> Level {
+    match status {
+        500.. | 401 => Level::Error,
+        400..=499 => Level::Warning,
+        _ => Level::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> Bounds {
+        Bounds {
+            limits: Limits {
+                max_request_line: 10,
+                max_head: 10,
+                max_headers: 1,
+                max_body: 1,
+            },
+            idle: Duration::from_secs(5),
+            read: Duration::from_secs(2),
+            request: Duration::from_secs(10),
+            write: Duration::from_secs(1),
+            max_buffered: 1,
+        }
+    }
+
+    #[test]
+    fn deadlines_idle_silence_and_total() {
+        let (b, t0) = (bounds(), Instant::now());
+        let s = Duration::from_secs;
+        // Idle: the idle timeout from the last activity.
+        assert_eq!(wait_limit(None, t0, t0 + s(1), &b), s(4));
+        assert_eq!(wait_limit(None, t0, t0 + s(6), &b), s(0));
+        // Mid-request: the read timeout from the last byte...
+        assert_eq!(wait_limit(Some(t0), t0, t0 + s(1), &b), s(1));
+        assert_eq!(wait_limit(Some(t0), t0, t0 + s(3), &b), s(0));
+        // ... unless the whole-request deadline is nearer.
+        let late = t0 + s(9);
+        assert_eq!(wait_limit(Some(t0), late, late, &b), s(1));
+        assert_eq!(wait_limit(Some(t0), t0 + s(10), t0 + s(10), &b), s(0));
+    }
+
+    #[test]
+    fn requests_levels_and_refusals() {
+        let head = wire::Head {
+            method: "GET".into(),
+            target: "/messages?limit=5&q=a?b".into(),
+            minor: 1,
+            headers: vec![("host".into(), "x".into())],
+            framing: wire::Framing::None,
+            keep_alive: true,
+            expect_continue: false,
+        };
+        let req = to_req(head, b"x".to_vec());
+        assert_eq!(
+            (req.path.as_str(), req.query.as_str(), req.body.as_slice()),
+            ("/messages", "limit=5&q=a?b", &b"x"[..])
+        );
+        assert!(!req.body_too_large);
+        let levels: Vec<Level> = [200, 301, 400, 401, 404, 422, 500, 503]
+            .map(level_of)
+            .to_vec();
+        use Level::{Error as E, Info as I, Warning as W};
+        assert_eq!(levels, [I, I, W, E, W, W, E, E]);
+        let status = |e: WireError| refusal(&e).map(|a| a.into_reply().status);
+        assert_eq!(status(WireError::Closed), None);
+        assert_eq!(status(WireError::Bad("x")), Some(400));
+        assert_eq!(status(WireError::UriTooLong), Some(414));
+        assert_eq!(status(WireError::Version), Some(505));
+    }
+}

@@ -1,0 +1,298 @@
+//! The poller: one thread that owns the listener and every connection waiting for bytes (new,
+//! idle between requests, part of a request received) or for a slow reader (part of a response
+//! unsent), parked in the kernel's readiness poller (epoll, through mio, edge-triggered).
+//!
+//! It reads what arrives and parses it; a whole request (or a framing error) goes to a worker
+//! with its connection. It keeps the deadlines: `IDLE_TIMEOUT_MS` between requests (closed),
+//! `READ_TIMEOUT_MS` of silence and `REQUEST_TIMEOUT_MS` in total mid-request (408, closed),
+//! `WRITE_TIMEOUT_MS` without progress on an unsent response (dropped). At `MAX_CONNECTIONS` it
+//! sheds the connection idle longest for a newcomer; with none idle, the newcomer gets 503.
+//! Unsent response bytes are bounded in total (`MAX_UNSENT`): past it a non-reader is dropped.
+//!
+//! Owns: accepting, waiting, deadlines, shedding, and the end of the server (it returns once
+//! stopping and no connection has a request left to finish).
+//! Leaves out: running requests (the workers in `mod`). Uses: `conn`, `wire`, mio.
+
+use super::conn::{Conn, State};
+use super::{Answer, Job, Shared, handle, wait_limit};
+use crate::http::{ApiError, Req};
+use crate::log::{Level, Line};
+use crate::{App, lock, wire::Parse};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{ErrorKind, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+pub const WAKER: Token = Token(1);
+/// How often deadlines are checked (and a failed accept retried).
+const TICK: Duration = Duration::from_millis(100);
+/// Response bytes parked unsent across all connections, at most.
+const MAX_UNSENT: usize = 64 << 20;
+
+pub struct Poller {
+    app: Arc<App>,
+    shared: Arc<Shared>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    jobs: Sender<Option<Job>>,
+    parked: HashMap<usize, Conn>,
+    /// The parked connections with nothing in progress, oldest activity first.
+    idle: BTreeSet<(Instant, usize)>,
+    unsent: usize,
+    next_token: usize,
+    scratch: Vec<u8>,
+    /// An accept failed (out of descriptors): retried every tick, since the listener's readiness
+    /// edge has passed.
+    accept_failed: Option<Instant>,
+}
+
+impl Poller {
+    pub fn new(
+        app: Arc<App>,
+        shared: Arc<Shared>,
+        poll: Poll,
+        mut listener: TcpListener,
+        jobs: Sender<Option<Job>>,
+    ) -> std::io::Result<Poller> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Poller {
+            app,
+            shared,
+            poll,
+            listener: Some(listener),
+            jobs,
+            parked: HashMap::new(),
+            idle: BTreeSet::new(),
+            unsent: 0,
+            next_token: 2,
+            scratch: vec![0; 16 * 1024],
+            accept_failed: None,
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut swept = Instant::now();
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    self.log_error("poll_error", &e);
+                    std::thread::sleep(TICK);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => {
+                        if let Some(conn) = self.unpark(t) {
+                            self.progress(t, conn);
+                        }
+                    }
+                }
+            }
+            let back = std::mem::take(&mut *lock(&self.shared.back));
+            for (t, conn) in back {
+                self.progress(t, conn);
+            }
+            if swept.elapsed() >= TICK {
+                swept = Instant::now();
+                self.sweep(swept);
+                if self.accept_failed.is_some() {
+                    self.accept();
+                }
+            }
+            let m = &self.app.metrics;
+            m.idle_connections.store(self.idle.len(), SeqCst);
+            if self.shared.stopping.load(SeqCst) && self.stop() {
+                return;
+            }
+        }
+    }
+
+    /// Accepts every pending connection.
+    fn accept(&mut self) {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: the condition passes when connections close.
+                    if self
+                        .accept_failed
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+                    {
+                        self.log_error("accept_error", &e);
+                        self.accept_failed = Some(Instant::now());
+                    }
+                    return;
+                }
+            }
+        }
+        self.accept_failed = None;
+    }
+
+    /// A new connection: under the cap it is parked; at the cap the one idle longest is shed
+    /// to make room, and with none idle the newcomer gets 503 and is closed.
+    fn admit(&mut self, mut stream: TcpStream) {
+        let m = &self.app.metrics;
+        if m.open_connections.load(SeqCst) >= self.app.config.max_connections {
+            if let Some((_, t)) = self.idle.pop_first() {
+                self.parked.remove(&t);
+                m.shed_connections.fetch_add(1, SeqCst);
+            } else {
+                m.rejected_connections.fetch_add(1, SeqCst);
+                let refusal = Answer::closing(ApiError::TooManyConnections.into_reply());
+                let _ = stream.write(&refusal.bytes());
+                return;
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        let t = self.next_token;
+        self.next_token += 1;
+        let mut conn = Conn::new(stream, &m.open_connections);
+        let registered =
+            self.poll
+                .registry()
+                .register(&mut conn.stream, Token(t), Interest::READABLE);
+        if registered.is_ok() {
+            self.idle.insert((conn.last_active, t));
+            self.parked.insert(t, conn);
+        }
+    }
+
+    /// Moves a connection on as far as it can go without waiting: finish sending a response,
+    /// read what has arrived, and hand a whole request to a worker; otherwise park it again.
+    fn progress(&mut self, t: usize, mut conn: Conn) {
+        if conn.state() == State::Writing {
+            match conn.flush() {
+                Ok(true) if !conn.close_after => conn.finish_request(),
+                Ok(false) => return self.park(t, conn),
+                _ => return,
+            }
+        }
+        let b = &self.shared.bounds;
+        if conn
+            .read_available(&mut self.scratch, b.max_buffered)
+            .is_err()
+        {
+            return;
+        }
+        match conn.next_request(&b.limits) {
+            Parse::Incomplete { .. } if conn.eof => {}
+            Parse::Incomplete { expect_continue } => {
+                if expect_continue && !conn.continue_sent {
+                    conn.continue_sent = true;
+                    let _ = conn.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                self.park(t, conn);
+            }
+            parse => {
+                self.app.metrics.in_progress.fetch_add(1, SeqCst);
+                let _ = self.jobs.send(Some(Job {
+                    token: t,
+                    conn,
+                    parse,
+                }));
+            }
+        }
+    }
+
+    /// Waits for the connection's next readiness: writable while a response is unsent, else
+    /// readable. Re-arming also reports readiness that arrived while a worker had it.
+    fn park(&mut self, t: usize, mut conn: Conn) {
+        let state = conn.state();
+        if state == State::Writing && self.unsent + conn.out.len() > MAX_UNSENT {
+            return; // too much unread output already waits: drop this reader
+        }
+        let interest = match state {
+            State::Writing => Interest::WRITABLE,
+            _ => Interest::READABLE,
+        };
+        if self
+            .poll
+            .registry()
+            .reregister(&mut conn.stream, Token(t), interest)
+            .is_err()
+        {
+            return;
+        }
+        match state {
+            State::Idle => {
+                self.idle.insert((conn.last_active, t));
+            }
+            State::Writing => self.unsent += conn.out.len(),
+            State::Reading => {}
+        }
+        self.parked.insert(t, conn);
+    }
+
+    /// Takes a parked connection out of the poller's books.
+    fn unpark(&mut self, t: usize) -> Option<Conn> {
+        let conn = self.parked.remove(&t)?;
+        match conn.state() {
+            State::Idle => {
+                self.idle.remove(&(conn.last_active, t));
+            }
+            State::Writing => self.unsent -= conn.out.len(),
+            State::Reading => {}
+        }
+        Some(conn)
+    }
+
+    /// Closes what is past its deadline: idle connections (oldest first, so only the expired
+    /// ones are looked at), requests too slow to arrive (408), responses not read in time.
+    fn sweep(&mut self, now: Instant) {
+        let b = self.shared.bounds;
+        while let Some(&(at, t)) = self.idle.first() {
+            if now.saturating_duration_since(at) < b.idle {
+                break;
+            }
+            self.unpark(t);
+        }
+        let expired: Vec<usize> = self
+            .parked
+            .iter()
+            .filter(|(_, c)| match c.state() {
+                State::Idle => false,
+                State::Reading => wait_limit(c.request_started, c.last_active, now, &b).is_zero(),
+                State::Writing => now.saturating_duration_since(c.last_active) >= b.write,
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in expired {
+            if let Some(mut conn) = self.unpark(t) {
+                if conn.state() == State::Reading {
+                    let started = conn.request_started.unwrap_or(now);
+                    let timeout = ApiError::Protocol(408, "request timeout");
+                    let reply = handle(&self.app, &Req::default(), Some(timeout), started);
+                    let _ = conn.stream.write(&Answer::closing(reply).bytes());
+                }
+            }
+        }
+    }
+
+    /// While stopping: no new connections, idle ones closed; true once no connection has a
+    /// request left to finish (parked mid-request or with a worker).
+    fn stop(&mut self) -> bool {
+        self.listener = None;
+        while let Some((_, t)) = self.idle.pop_first() {
+            self.parked.remove(&t);
+        }
+        self.parked.is_empty()
+            && self.app.metrics.in_progress.load(SeqCst) == 0
+            && lock(&self.shared.back).is_empty()
+    }
+
+    fn log_error(&self, event: &str, e: &std::io::Error) {
+        let line = Line::new(Level::Error).str("event", event);
+        self.app.log.write(line.str("error", &e.to_string()));
+    }
+}
