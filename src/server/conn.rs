@@ -4,11 +4,14 @@
 //! Owns: `Conn`, reading what the socket has (never waiting), writing what it will take (never
 //! waiting), and where the connection stands (`State`). An idle connection holds no buffer.
 //! Leaves out: when to read or write (the poller and the workers decide), what the bytes mean.
-//! Uses: `wire` (parsing and response framing), mio.
+//! Uses: `wire` (parsing and response framing), mio (leaving the poller while lingering).
 
 use crate::wire::{self, Limits, Parse};
-use mio::net::TcpStream;
+use mio::Registry;
+use mio::unix::SourceFd;
 use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Instant;
@@ -25,6 +28,7 @@ pub enum State {
 }
 
 pub struct Conn {
+    /// Non-blocking, except inside `linger`; registered with the poller by its descriptor.
     pub stream: TcpStream,
     /// Received and not yet parsed (part of a request, or pipelined requests).
     pub buf: Vec<u8>,
@@ -39,6 +43,9 @@ pub struct Conn {
     pub continue_sent: bool,
     /// The peer closed its sending side; what is buffered is all there will be.
     pub eof: bool,
+    /// What the poller watches this connection for: `Some(writable)`, or `None` while it is not
+    /// registered (new, or a worker waits on it in `linger`, so its bytes do not wake the poller).
+    pub watching: Option<bool>,
     _open: OpenGuard,
 }
 
@@ -63,6 +70,7 @@ impl Conn {
             last_active: Instant::now(),
             continue_sent: false,
             eof: false,
+            watching: None,
             _open: OpenGuard(Arc::clone(open)),
         }
     }
@@ -100,6 +108,30 @@ impl Conn {
         Ok(any)
     }
 
+    /// Waits up to the socket's read timeout (`LINGER`, set at accept) for the next request
+    /// after a response, so that a client sending requests back to back is served without a
+    /// trip through the poller. Returns whether bytes arrived.
+    pub fn linger(&mut self, scratch: &mut [u8], registry: &Registry) -> std::io::Result<bool> {
+        if self.watching.take().is_some() {
+            registry.deregister(&mut SourceFd(&self.stream.as_raw_fd()))?;
+        }
+        self.stream.set_nonblocking(false)?;
+        let got = self.stream.read(scratch);
+        self.stream.set_nonblocking(true)?;
+        match got {
+            Ok(0) => self.eof = true,
+            Ok(n) => {
+                self.buf.extend_from_slice(&scratch[..n]);
+                self.last_active = Instant::now();
+                self.request_started = Some(self.last_active);
+                return Ok(true);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(false)
+    }
+
     /// Writes as much of `out` as the socket takes now. `Ok(true)` when all of it is sent.
     pub fn flush(&mut self) -> std::io::Result<bool> {
         let mut sent = 0;
@@ -131,16 +163,10 @@ impl Conn {
         parse
     }
 
-    /// After a response is sent: the next request's clock starts with its first byte, and an
-    /// empty buffer gives its memory back.
+    /// After a response is sent: the next request's clock starts with its first byte.
     pub fn finish_request(&mut self) {
         self.last_active = Instant::now();
         self.continue_sent = false;
-        if self.buf.is_empty() {
-            self.buf = Vec::new();
-            self.request_started = None;
-        } else {
-            self.request_started = Some(self.last_active);
-        }
+        self.request_started = (!self.buf.is_empty()).then_some(self.last_active);
     }
 }

@@ -26,7 +26,7 @@ use crate::{App, lock, router};
 use conn::Conn;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 
 /// The most header lines a request may have.
 const MAX_HEADERS: usize = 100;
+/// How long a worker waits for a keep-alive client's next request after answering, when no
+/// other request waits for a worker: a client sending requests back to back then never pays a
+/// trip through the poller. Past it, the connection goes back to the poller.
+const LINGER: Duration = Duration::from_millis(1);
 
 /// The listener's threads.
 pub struct Server {
@@ -47,10 +51,14 @@ pub struct Server {
 /// What the poller and the workers share.
 struct Shared {
     stopping: AtomicBool,
+    /// Requests handed to the workers and not yet taken by one.
+    queued: AtomicUsize,
     bounds: Bounds,
     /// Connections workers hand back to the poller (with their token), and its wake-up call.
     back: Mutex<Vec<(usize, Conn)>>,
     waker: mio::Waker,
+    /// The poller's registry, for a worker to take a connection out of it while it lingers.
+    registry: mio::Registry,
 }
 
 /// What one connection may send and how long it may take, from the configuration, once.
@@ -90,6 +98,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
             bounds: Bounds {
                 limits,
                 idle: Duration::from_millis(c.idle_timeout_ms),
@@ -100,6 +109,7 @@ impl Server {
             },
             back: Mutex::default(),
             waker: mio::Waker::new(poll.registry(), poller::WAKER).map_err(err)?,
+            registry: poll.registry().try_clone().map_err(err)?,
         });
         let (jobs, rx) = channel();
         let rx = Arc::new(Mutex::new(rx));
@@ -156,7 +166,7 @@ impl Server {
 /// A worker: take the next connection with a request, serve it (and what is pipelined behind
 /// it), then hand it back to the poller or close it.
 fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
-    let mut scratch = vec![0u8; 16 * 1024];
+    let mut scratch = [0u8; 8192];
     loop {
         let Ok(Some(Job {
             token,
@@ -166,19 +176,24 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
         else {
             return;
         };
+        shared.queued.fetch_sub(1, SeqCst);
         // A bug in the framing code must cost this connection, not the worker.
         let keep = catch_unwind(AssertUnwindSafe(|| {
             serve(app, shared, &mut conn, parse, &mut scratch)
         }))
         .unwrap_or(false);
+        let mut wake = false;
         if keep {
-            lock(&shared.back).push((token, conn));
+            let mut back = lock(&shared.back);
+            // A non-empty list has a wake-up on its way already.
+            wake = back.is_empty();
+            back.push((token, conn));
         } else {
             drop(conn);
         }
         // After the hand-back, so the poller never sees neither.
         app.metrics.in_progress.fetch_sub(1, SeqCst);
-        if keep {
+        if wake {
             let _ = shared.waker.wake();
         }
     }
@@ -275,11 +290,12 @@ fn serve(
             Ok(false) => return true,
             _ => return false,
         }
-        // A next request pipelined behind, or already arriving: serve it without a round trip
-        // through the poller.
-        if conn
-            .read_available(scratch, shared.bounds.max_buffered)
-            .is_err()
+        // A next request pipelined behind this one, or sent right after, is served without a
+        // trip through the poller; while others wait for a worker, none is waited for.
+        let idle = |c: &Conn| c.buf.is_empty() && shared.queued.load(SeqCst) == 0;
+        if idle(conn)
+            && !shared.stopping.load(SeqCst)
+            && conn.linger(scratch, &shared.registry).is_err()
         {
             return false;
         }

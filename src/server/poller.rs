@@ -18,10 +18,13 @@ use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
 use crate::{App, lock, wire::Parse};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::mpsc::Sender;
@@ -90,6 +93,8 @@ impl Poller {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
+                    // Events for a connection a worker has are not lost: it is read when it is
+                    // handed back.
                     Token(t) => {
                         if let Some(conn) = self.unpark(t) {
                             self.progress(t, conn);
@@ -120,7 +125,7 @@ impl Poller {
     fn accept(&mut self) {
         while let Some(listener) = &self.listener {
             match listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, _)) => self.admit(stream.into()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -141,7 +146,7 @@ impl Poller {
 
     /// A new connection: under the cap it is parked; at the cap the one idle longest is shed
     /// to make room, and with none idle the newcomer gets 503 and is closed.
-    fn admit(&mut self, mut stream: TcpStream) {
+    fn admit(&mut self, stream: TcpStream) {
         let m = &self.app.metrics;
         if m.open_connections.load(SeqCst) >= self.app.config.max_connections {
             if let Some((_, t)) = self.idle.pop_first() {
@@ -150,22 +155,16 @@ impl Poller {
             } else {
                 m.rejected_connections.fetch_add(1, SeqCst);
                 let refusal = Answer::closing(ApiError::TooManyConnections.into_reply());
-                let _ = stream.write(&refusal.bytes());
+                let _ = (&stream).write(&refusal.bytes());
                 return;
             }
         }
         let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(super::LINGER));
         let t = self.next_token;
         self.next_token += 1;
-        let mut conn = Conn::new(stream, &m.open_connections);
-        let registered =
-            self.poll
-                .registry()
-                .register(&mut conn.stream, Token(t), Interest::READABLE);
-        if registered.is_ok() {
-            self.idle.insert((conn.last_active, t));
-            self.parked.insert(t, conn);
-        }
+        let conn = Conn::new(stream, &m.open_connections);
+        self.park(t, conn);
     }
 
     /// Moves a connection on as far as it can go without waiting: finish sending a response,
@@ -196,6 +195,7 @@ impl Poller {
             }
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
+                self.shared.queued.fetch_add(1, SeqCst);
                 let _ = self.jobs.send(Some(Job {
                     token: t,
                     conn,
@@ -206,26 +206,31 @@ impl Poller {
     }
 
     /// Waits for the connection's next readiness: writable while a response is unsent, else
-    /// readable. Re-arming also reports readiness that arrived while a worker had it.
+    /// readable. The registration changes only when that does: edge-triggered, the next bytes
+    /// raise a new edge, and what came while a worker had it was read in `progress`.
     fn park(&mut self, t: usize, mut conn: Conn) {
         let state = conn.state();
         if state == State::Writing && self.unsent + conn.out.len() > MAX_UNSENT {
             return; // too much unread output already waits: drop this reader
         }
-        let interest = match state {
-            State::Writing => Interest::WRITABLE,
-            _ => Interest::READABLE,
+        let writable = state == State::Writing;
+        let interest = match writable {
+            true => Interest::WRITABLE,
+            false => Interest::READABLE,
         };
-        if self
-            .poll
-            .registry()
-            .reregister(&mut conn.stream, Token(t), interest)
-            .is_err()
-        {
+        let (fd, registry) = (conn.stream.as_raw_fd(), self.poll.registry());
+        let watched = match conn.watching {
+            None => registry.register(&mut SourceFd(&fd), Token(t), interest),
+            Some(w) if w != writable => registry.reregister(&mut SourceFd(&fd), Token(t), interest),
+            Some(_) => Ok(()),
+        };
+        if watched.is_err() {
             return;
         }
+        conn.watching = Some(writable);
         match state {
             State::Idle => {
+                conn.buf = Vec::new(); // an idle connection holds no buffer
                 self.idle.insert((conn.last_active, t));
             }
             State::Writing => self.unsent += conn.out.len(),
