@@ -55,6 +55,14 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
     }
 }
 
+/// Whether a request is refused whatever its body, so a client that asked for `100 Continue`
+/// gets its answer instead and never sends the body. Only /webhook can tell (no secret, or no
+/// well-formed `X-Signature`).
+pub fn refused_without_body(app: &App, req: &Req) -> bool {
+    (req.path.as_str(), req.method.as_str()) == ("/webhook", "POST")
+        && webhook::refused_without_body(app, req)
+}
+
 /// The metrics `path` label: the route, or `other` for anything the router does not know.
 pub fn route_label(path: &str) -> &'static str {
     ROUTES

@@ -81,7 +81,7 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
         .flatten()
         .map(|s| s.as_bytes())
         .collect();
-    if !verify(&secrets, req.header("x-signature"), &req.body) {
+    if !verify(&secrets, signature(req), &req.body) {
         return Err(ApiError::InvalidSignature);
     }
     let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
@@ -93,6 +93,21 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     app.store
         .insert(&message, &ts_key, &crate::ts::now_utc())
         .map_err(|_| ApiError::StorageUnavailable)
+}
+
+/// The one `X-Signature` header; `None` when it is missing or repeated (which one would count?).
+fn signature(req: &Req) -> Option<&str> {
+    let mut all = req.headers.iter().filter(|(k, _)| k == "x-signature");
+    match (all.next(), all.next()) {
+        (Some((_, v)), None) => Some(v),
+        _ => None,
+    }
+}
+
+/// Whether the request is refused whatever its body: no secret (503), or no single
+/// well-formed `X-Signature` (401).
+pub fn refused_without_body(app: &App, req: &Req) -> bool {
+    app.config.secret.is_none() || signature(req).and_then(parse_signature).is_none()
 }
 
 /// True when `header` holds the HMAC-SHA256 of `body` under any of `secrets`.

@@ -8,8 +8,13 @@
 //! the number of headers (431), chunk-size lines, and the body (413, answered before reading it
 //! when the length is declared).
 //!
+//! RFC 9112 as written: an HTTP/1.1 request without `Host`, or any with two, is a 400; an
+//! absolute-form target (`http://host/path`) is read as its path; a chunk size with spaces
+//! around it is a 400; an `Expect` other than `100-continue` is a 417.
+//!
 //! Left out on purpose: TLS, upgrades (WebSocket, h2c), request trailers' contents (read and
-//! dropped), `Transfer-Encoding` codings other than `chunked` (501), absolute-form targets.
+//! dropped), `Transfer-Encoding` codings other than `chunked` (501), the asterisk and
+//! authority forms of the target.
 //! Uses: std only.
 
 use std::io::{self, BufRead, Read, Write};
@@ -45,6 +50,8 @@ pub enum WireError {
     NotImplemented,
     /// Not HTTP/1.0 or HTTP/1.1: 505.
     Version,
+    /// An `Expect` other than `100-continue`: 417.
+    Expectation,
 }
 
 impl WireError {
@@ -58,6 +65,7 @@ impl WireError {
             WireError::BodyTooLarge => (413, "payload too large"),
             WireError::NotImplemented => (501, "transfer coding not implemented"),
             WireError::Version => (505, "HTTP version not supported"),
+            WireError::Expectation => (417, "expectation failed"),
         })
     }
 }
@@ -108,6 +116,17 @@ pub fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, WireErro
     if method.is_empty() || !method.bytes().all(is_tchar) {
         return Err(WireError::Bad("malformed method"));
     }
+    // Absolute form (`http://host/path`, as sent to proxies) is read as its path.
+    let target = match target.split_once("://") {
+        Some((scheme, rest))
+            if ["http", "https"]
+                .iter()
+                .any(|s| scheme.eq_ignore_ascii_case(s)) =>
+        {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        _ => target,
+    };
     if !target.starts_with('/') || target.bytes().any(|c| c <= b' ' || c == 0x7f) {
         return Err(WireError::Bad("malformed request target"));
     }
@@ -146,7 +165,17 @@ pub fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, WireErro
     } else {
         connection.iter().any(|t| t == "keep-alive")
     };
-    let expect_continue = minor == 1 && tokens("expect").any(|t| t == "100-continue");
+    // RFC 9112: an HTTP/1.1 request names exactly one Host; none may name two.
+    match (values("host").count(), minor) {
+        (0, 1) => return Err(WireError::Bad("missing Host header")),
+        (2.., _) => return Err(WireError::Bad("more than one Host header")),
+        _ => {}
+    }
+    let expect: Vec<String> = tokens("expect").collect();
+    if expect.iter().any(|t| t != "100-continue") {
+        return Err(WireError::Expectation);
+    }
+    let expect_continue = minor == 1 && !expect.is_empty();
     Ok(Head {
         method,
         target,
@@ -228,7 +257,8 @@ pub fn read_body(
                 )?;
                 let size = std::str::from_utf8(&line)
                     .ok()
-                    .map(|l| l.split(';').next().unwrap_or("").trim())
+                    // No spaces around the size: proxies disagree on them (a smuggling seam).
+                    .map(|l| l.split(';').next().unwrap_or(""))
                     .filter(|s| {
                         !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_hexdigit())
                     })
@@ -432,6 +462,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        417 => "Expectation Failed",
         414 => "URI Too Long",
         422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
@@ -480,17 +511,17 @@ mod tests {
                 .keep_alive
         );
         assert!(
-            !head("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
+            !head("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n")
                 .expect("close")
                 .keep_alive
         );
         assert!(
-            head("POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+            head("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
                 .expect("expect")
                 .expect_continue
         );
         assert_eq!(
-            head("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n")
+            head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n")
                 .expect("te")
                 .framing,
             Framing::Chunked
@@ -524,7 +555,18 @@ mod tests {
             ("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400),
             ("GET / HTTP/2.0\r\n\r\n", 505),
             ("GET /  HTTP/1.1\r\n\r\n", 400),
-            ("GET http://x/ HTTP/1.1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\n\r\n",
+                417,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+                417,
+            ),
+            ("GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("G(T / HTTP/1.1\r\n\r\n", 400),
             (
                 "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n\r\n",
@@ -546,12 +588,25 @@ mod tests {
             None,
             "cut short: closed, nobody to answer"
         );
-        let h =
-            head("GET / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n").expect("parses");
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n")
+            .expect("parses");
         assert!(matches!(
             read_body(&mut &b""[..], h.framing, &LIMITS),
             Err(WireError::BodyTooLarge)
         ));
+    }
+
+    #[test]
+    fn absolute_targets_and_hosts() {
+        let h = head("GET http://example.com/messages?q=a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            .expect("absolute form");
+        assert_eq!(h.target, "/messages?q=a");
+        let h = head("GET HTTPS://example.com HTTP/1.1\r\nHost: x\r\n\r\n").expect("no path");
+        assert_eq!(h.target, "/");
+        assert!(
+            head("GET / HTTP/1.0\r\n\r\n").is_ok(),
+            "HTTP/1.0 needs no Host"
+        );
     }
 
     #[test]
@@ -581,10 +636,17 @@ mod tests {
             read(Framing::Chunked, "5\r\nhelloXX0\r\n\r\n"),
             Err(WireError::Bad(_))
         ));
-        assert!(matches!(
-            read(Framing::Chunked, "zz\r\n"),
-            Err(WireError::Bad(_))
-        ));
+        for bad in [
+            "zz\r\n",
+            " 5\r\nhello\r\n0\r\n\r\n",
+            "5 \r\nhello\r\n0\r\n\r\n",
+            "5 ;x\r\n",
+        ] {
+            assert!(
+                matches!(read(Framing::Chunked, bad), Err(WireError::Bad(_))),
+                "{bad:?}"
+            );
+        }
         assert!(matches!(
             read(Framing::Chunked, "40\r\n"),
             Err(WireError::BodyTooLarge)
@@ -598,8 +660,8 @@ mod tests {
 
     #[test]
     fn parse_request_waits_for_whole_requests() {
-        let raw = b"POST /webhook HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
-        for cut in [0, 10, 40, 70] {
+        let raw = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for cut in [0, 10, 40, 79] {
             assert!(
                 matches!(
                     parse_request(&raw[..cut], &LIMITS),
@@ -609,7 +671,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            parse_request(&raw[..70], &LIMITS),
+            parse_request(&raw[..79], &LIMITS),
             Parse::Incomplete {
                 expect_continue: true
             }
@@ -630,7 +692,7 @@ mod tests {
             matches!(parse_request(&raw[consumed..], &LIMITS), Parse::Done { .. }),
             "pipelined request"
         );
-        let big = b"POST / HTTP/1.1\r\nContent-Length: 100000000000000\r\n\r\n";
+        let big = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\n";
         assert!(matches!(
             parse_request(big, &LIMITS),
             Parse::Failed {

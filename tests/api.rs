@@ -124,6 +124,12 @@ fn signature_failures_are_401_and_store_nothing() {
     }
     let short = format!("sha256={}", &good[..63]);
     assert_eq!(post(&[("X-Signature", &short)], &b).status, 401, "{short}");
+    // Two X-Signature headers, even both right, are a 401: no "first one wins".
+    let two = [
+        ("X-Signature", good.as_str()),
+        ("X-Signature", good.as_str()),
+    ];
+    assert_eq!(post(&two, &b).status, 401);
     // A bad body with a bad signature is a 401, not a 422: the signature comes first.
     assert_eq!(post(&[("X-Signature", "00")], "not json").status, 401);
     assert_eq!(total(&s), 0);

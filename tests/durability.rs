@@ -49,7 +49,7 @@ fn every_acknowledged_message_survives_kill_9() {
                         let text = format!("payload of {id} ✓");
                         let body = json!({"message_id": id, "from": format!("+{w}"), "to": "+2", "ts": "2025-01-15T10:00:00Z", "text": text}).to_string();
                         let raw = format!(
-                            "POST /webhook HTTP/1.1\r\nX-Signature: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Signature: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             sign(SECRET, body.as_bytes()),
                             body.len()
                         );

@@ -244,7 +244,7 @@ fn at_the_cap_idle_connections_are_shed_and_busy_ones_refuse() {
         .map(|_| {
             hold(
                 &bin,
-                b"POST /webhook HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+                b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
             )
         })
         .collect();
@@ -304,7 +304,7 @@ fn keep_alive_and_pipelining() {
     let bin = binary(&[]);
     let out = exchange(
         bin.addr,
-        b"GET /health/live HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /health/ready HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&out);
     let statuses: Vec<&str> = text
@@ -319,9 +319,93 @@ fn keep_alive_and_pipelining() {
     let sig = support::sign(SECRET, body.as_bytes());
     let (a, b) = body.split_at(20);
     let raw = format!(
-        "POST /webhook HTTP/1.1\r\nX-Signature: {sig}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Signature: {sig}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
         a.len(),
         b.len()
     );
     assert_eq!(status_of(raw.as_bytes(), &bin), Some(200));
+}
+
+#[test]
+fn http_1_1_rules_hosts_targets_chunks_and_expectations() {
+    let bin = binary(&[]);
+    for (raw, want) in [
+        (
+            "GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://example.com/health/live HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+        (
+            "GET /health/live HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n",
+            417,
+        ),
+        (
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\n{}\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\n{}\r\n0\r\n\r\n",
+            400,
+        ),
+    ] {
+        assert_eq!(status_of(raw.as_bytes(), &bin), Some(want), "{raw:?}");
+    }
+    // `100 Continue` only for a head that can succeed: without a well-formed signature the
+    // answer is the 401 itself, at once, and the body is never waited for.
+    let mut s = hold(
+        &bin,
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 20\r\n\r\n",
+    );
+    s.set_read_timeout(Some(PROMPT)).expect("timeout");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    let body = r#"{"message_id":"c1","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#;
+    let sig = support::sign(SECRET, body.as_bytes());
+    let mut s = hold(&bin, format!("POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-Signature: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+    s.set_read_timeout(Some(PROMPT)).expect("timeout");
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).expect("100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).expect("body");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert_eq!(parse_response(&out).map(|r| r.status), Some(200));
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    let bin = binary(&[("IDLE_TIMEOUT_MS", "300")]);
+    // One that never sends, one idle after a request; each closed 300 ms (plus at most a
+    // 100 ms sweep) after its last activity, not before.
+    let silent = TcpStream::connect(bin.addr).expect("connect");
+    let silent_since = Instant::now();
+    let mut kept = hold(&bin, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).expect("answered");
+    let kept_since = Instant::now();
+    for (mut c, since) in [(&silent, silent_since), (&kept, kept_since)] {
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        let after = since.elapsed();
+        assert!(
+            after >= Duration::from_millis(250),
+            "not before the timeout: {after:?}"
+        );
+        assert!(
+            after < Duration::from_millis(1500),
+            "closed by the idle timeout: {after:?}"
+        );
+    }
 }

@@ -17,7 +17,8 @@ use super::conn::{Conn, State};
 use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
-use crate::{App, lock, wire::Parse};
+use crate::wire::{self, Head, Parse};
+use crate::{App, lock, router};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -184,15 +185,33 @@ impl Poller {
         {
             return;
         }
-        match conn.next_request(&b.limits) {
-            Parse::Incomplete { .. } if conn.eof => {}
-            Parse::Incomplete { expect_continue } => {
-                if expect_continue && !conn.continue_sent {
-                    conn.continue_sent = true;
-                    let _ = conn.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let parse = match conn.next_request(&b.limits) {
+            Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
+                conn.continue_sent = true;
+                // A request refused whatever its body is answered now, instead of `100
+                // Continue`, and the connection closed after (its body is never read).
+                match wire::read_head(&mut &conn.buf[..], &b.limits) {
+                    Ok(mut head) if refused_without_body(&self.app, &head) => {
+                        head.keep_alive = false;
+                        conn.buf.clear();
+                        let (body, consumed) = (Vec::new(), 0);
+                        Parse::Done {
+                            head,
+                            body,
+                            consumed,
+                        }
+                    }
+                    _ => {
+                        let _ = conn.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        Parse::Incomplete { expect_continue }
+                    }
                 }
-                self.park(t, conn);
             }
+            parse => parse,
+        };
+        match parse {
+            Parse::Incomplete { .. } if conn.eof => {}
+            Parse::Incomplete { .. } => self.park(t, conn),
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
                 self.shared.queued.fetch_add(1, SeqCst);
@@ -300,4 +319,15 @@ impl Poller {
         let line = Line::new(Level::Error).str("event", event);
         self.app.log.write(line.str("error", &e.to_string()));
     }
+}
+
+/// Whether the route refuses this request whatever its body (checked before `100 Continue`).
+fn refused_without_body(app: &App, head: &Head) -> bool {
+    let req = Req {
+        method: head.method.clone(),
+        path: head.target.split('?').next().unwrap_or("").to_string(),
+        headers: head.headers.clone(),
+        ..Req::default()
+    };
+    router::refused_without_body(app, &req)
 }
