@@ -164,7 +164,13 @@ mod tests {
                 "{q}"
             );
         }
-        assert_eq!(parse("limit=0&offset=x").expect_err("two").len(), 2);
+        let errs = parse("limit=0&offset=x").expect_err("two");
+        assert_eq!(errs.len(), 2);
+        assert_eq!(
+            (errs[0].input.clone(), errs[1].input.clone()),
+            ("0".into(), "x".into())
+        );
+        assert_eq!(errs[0].ctx, Some(json!({"ge": 1})));
     }
 
     #[test]

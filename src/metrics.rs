@@ -349,4 +349,62 @@ mod tests {
                  http_requests_in_progress 0\n";
         assert_eq!(m.render_service(), want);
     }
+
+    #[test]
+    fn process_gauges_read_this_process() {
+        let mut out = String::new();
+        render_process(&mut out);
+        let value = |name: &str| -> f64 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {out}"))
+        };
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let kib = |key: &str| -> f64 {
+            let line = status.lines().find(|l| l.starts_with(key)).expect(key);
+            line[key.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .expect("kB")
+        };
+        let rss = value("process_resident_memory_bytes");
+        assert!(
+            (rss / 1024.0 - kib("VmRSS:")).abs() < kib("VmRSS:") / 2.0,
+            "{rss}"
+        );
+        let vsz = value("process_virtual_memory_bytes");
+        assert!(
+            (vsz / 1024.0 - kib("VmSize:")).abs() < kib("VmSize:") / 10.0,
+            "{vsz}"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        // This test binary started moments ago.
+        let start = value("process_start_time_seconds");
+        assert!(
+            start <= now + 1.0 && start > now - 600.0,
+            "started {start}, now {now}"
+        );
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let ticks: Vec<f64> = stat
+            .rsplit(')')
+            .next()
+            .expect("fields")
+            .split(' ')
+            .skip(12)
+            .take(2)
+            .map(|t| t.parse().expect("ticks"))
+            .collect();
+        let cpu = value("process_cpu_seconds_total");
+        assert!(
+            (cpu - (ticks[0] + ticks[1]) / 100.0).abs() < 0.5,
+            "{cpu} vs {ticks:?}"
+        );
+        let fds = std::fs::read_dir("/proc/self/fd").expect("fds").count() as f64;
+        assert!((value("process_open_fds") - fds).abs() <= 4.0);
+    }
 }

@@ -51,14 +51,16 @@ pub fn parse_since(s: &str) -> Option<String> {
         }
         _ => return None,
     };
-    let utc = dt.assume_offset(offset).to_offset(UtcOffset::UTC);
-    // An offset can push the instant out of 0000..=9999; clamp so the key still orders right.
-    Some(match utc.year() {
-        y if y < 0 => "0000-01-01T00:00:00.000000000Z".to_string(),
-        // Sorts after every real key, so nothing matches.
-        y if y > 9999 => "9999-12-31T23:59:59.999999999Z~".to_string(),
-        _ => key(PrimitiveDateTime::new(utc.date(), utc.time())),
-    })
+    // An offset can push the instant out of 0000..=9999 (past 9999 the calendar itself ends,
+    // so the conversion is checked): clamp, so the key still orders right.
+    Some(
+        match dt.assume_offset(offset).checked_to_offset(UtcOffset::UTC) {
+            Some(utc) if utc.year() < 0 => "0000-01-01T00:00:00.000000000Z".to_string(),
+            Some(utc) if utc.year() <= 9999 => key(PrimitiveDateTime::new(utc.date(), utc.time())),
+            // Sorts after every real key, so nothing matches.
+            _ => "9999-12-31T23:59:59.999999999Z~".to_string(),
+        },
+    )
 }
 
 /// The current wall-clock time as RFC 3339 UTC with milliseconds: `2025-01-15T10:00:00.123Z`.
@@ -236,5 +238,62 @@ mod tests {
         ] {
             assert_eq!(parse_since(bad), None, "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn since_offsets_at_their_bounds_and_keys_clamped_to_the_range() {
+        let key = |s: &str| parse_since(s);
+        assert_eq!(
+            key("2025-01-15T10:00:00-05:30").as_deref(),
+            Some("2025-01-15T15:30:00.000000000Z")
+        );
+        assert_eq!(
+            key("2025-01-15T23:00:00+23:00").as_deref(),
+            Some("2025-01-15T00:00:00.000000000Z")
+        );
+        assert_eq!(
+            key("2025-01-15T10:59:00+00:59").as_deref(),
+            Some("2025-01-15T10:00:00.000000000Z")
+        );
+        for bad in ["2025-01-15T10:00:00+24:00", "2025-01-15T10:00:00+05:60"] {
+            assert_eq!(key(bad), None, "{bad}");
+        }
+        // Lower-case separators are fine in a filter; any other separator is not.
+        assert!(key("2025-01-15t10:00:00z").is_some());
+        assert_eq!(key("2025-01-15x10:00:00Z"), None);
+        // An offset that leaves 0000..=9999 clamps to a key that still orders right.
+        assert_eq!(
+            key("0000-01-01T00:00:00+01:00").as_deref(),
+            Some("0000-01-01T00:00:00.000000000Z")
+        );
+        assert_eq!(
+            key("9999-12-31T23:30:00-01:00").as_deref(),
+            Some("9999-12-31T23:59:59.999999999Z~")
+        );
+        assert_eq!(
+            key("0000-01-01T01:00:00+01:00").as_deref(),
+            Some("0000-01-01T00:00:00.000000000Z"),
+            "year 0 itself is in range"
+        );
+        assert_eq!(
+            key("9999-12-31T22:30:00-01:00").as_deref(),
+            Some("9999-12-31T23:30:00.000000000Z"),
+            "year 9999 itself is in range"
+        );
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates_of_now() {
+        let d = http_date();
+        let year = time::OffsetDateTime::now_utc().year().to_string();
+        assert_eq!(d.len(), 29, "{d}");
+        assert!(
+            d.ends_with(" GMT") && d[3..5] == *", " && d[12..16] == *year,
+            "{d}"
+        );
+        assert!(
+            ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&&d[..3]),
+            "{d}"
+        );
     }
 }

@@ -551,6 +551,18 @@ fn stats_top_ten_with_ties() {
 }
 
 #[test]
+fn since_past_the_calendar_is_an_empty_page_not_an_error() {
+    let s = TestServer::start();
+    s.put("m1", "+1", "9999-12-31T23:59:59Z", None);
+    for since in ["9999-12-31T23:30:00-01:00", "0000-01-01T00:00:00%2B01:00"] {
+        let r = s.get(&format!("/messages?since={since}"));
+        assert_eq!(r.status, 200, "{since}: {}", r.text());
+        let want = if since.starts_with('9') { 0 } else { 1 };
+        assert_eq!(r.json()["total"], want, "{since}");
+    }
+}
+
+#[test]
 fn stats_first_and_last_break_ties_by_id() {
     let s = TestServer::start();
     // Two messages share the earliest instant and two the latest, each pair in two spellings of

@@ -204,3 +204,26 @@ fn a_deleted_database_file_is_503_until_one_is_back() {
     assert_eq!(s.post_signed(&msg("lost?", "x")).status, 200);
     assert_eq!(s.get("/stats").json()["total_messages"], 1);
 }
+
+#[test]
+fn a_missing_messages_table_makes_the_service_not_ready() {
+    let dir = support::temp_dir();
+    let s = TestServer::start_in(dir.clone(), &[("WEBHOOK_SECRET", SECRET)]);
+    assert_eq!(ready(&s).0, 200);
+    let other = rusqlite::Connection::open(dir.join("app.db")).expect("open");
+    other
+        .execute_batch("ALTER TABLE messages RENAME TO messages_away")
+        .expect("rename");
+    assert_eq!(
+        ready(&s),
+        (
+            503,
+            json!({"status": "not_ready", "reason": "database unavailable"})
+        ),
+        "readiness queries the messages table itself"
+    );
+    other
+        .execute_batch("ALTER TABLE messages_away RENAME TO messages")
+        .expect("rename back");
+    assert_eq!(ready(&s).0, 200);
+}

@@ -620,6 +620,15 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_path() {
+        let bad = DbLocation::File("/proc/no-such-dir/app.db".into());
+        let Err(e) = Store::open(&bad, Duration::from_secs(1)) else {
+            panic!("cannot open under /proc")
+        };
+        assert!(e.to_string().contains("/proc/no-such-dir"), "{e}");
+    }
+
+    #[test]
     fn fold_is_unicode_aware() {
         assert_eq!(fold("ÄRGER Straße"), "ärger straße");
         assert!(fold("Ärger").contains(&fold("ärger")));
