@@ -17,7 +17,7 @@
 //! authority forms of the target.
 //! Uses: std only.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Write};
 
 /// Caps on what one request may send.
 #[derive(Clone, Copy, Debug)]
@@ -97,16 +97,16 @@ pub struct Head {
 
 /// Reads one request head. Up to a few empty lines before the request line are skipped, as
 /// RFC 9112 suggests (some clients send a stray CRLF after a body).
-pub fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, WireError> {
-    let mut line = Vec::new();
+pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
+    let mut line: &[u8] = &[];
     for _ in 0..4 {
-        read_line(r, &mut line, limits.max_request_line, WireError::UriTooLong)?;
+        line = read_line(r, limits.max_request_line, WireError::UriTooLong)?;
         if !line.is_empty() {
             break;
         }
     }
     let request_line =
-        std::str::from_utf8(&line).map_err(|_| WireError::Bad("request line is not UTF-8"))?;
+        std::str::from_utf8(line).map_err(|_| WireError::Bad("request line is not UTF-8"))?;
     let mut parts = request_line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -189,14 +189,13 @@ pub fn read_head(r: &mut impl BufRead, limits: &Limits) -> Result<Head, WireErro
 
 /// Header (or trailer) lines up to the empty line, within `budget` bytes and the count cap.
 fn read_fields(
-    r: &mut impl BufRead,
+    r: &mut &[u8],
     limits: &Limits,
     mut budget: usize,
 ) -> Result<Vec<(String, String)>, WireError> {
     let mut fields = Vec::new();
-    let mut line = Vec::new();
     loop {
-        read_line(r, &mut line, budget, WireError::HeadTooLarge)?;
+        let line = read_line(r, budget, WireError::HeadTooLarge)?;
         budget = budget.saturating_sub(line.len() + 2);
         if line.is_empty() {
             return Ok(fields);
@@ -207,7 +206,7 @@ fn read_fields(
         if line[0] == b' ' || line[0] == b'\t' {
             return Err(WireError::Bad("obsolete header line folding"));
         }
-        let text = std::str::from_utf8(&line).map_err(|_| WireError::Bad("header is not UTF-8"))?;
+        let text = std::str::from_utf8(line).map_err(|_| WireError::Bad("header is not UTF-8"))?;
         let (name, value) = text
             .split_once(':')
             .ok_or(WireError::Bad("header without a colon"))?;
@@ -225,37 +224,21 @@ fn read_fields(
 }
 
 /// Reads the body as framed, refusing more than `limits.max_body` bytes.
-pub fn read_body(
-    r: &mut impl BufRead,
-    framing: Framing,
-    limits: &Limits,
-) -> Result<Vec<u8>, WireError> {
+pub fn read_body(r: &mut &[u8], framing: Framing, limits: &Limits) -> Result<Vec<u8>, WireError> {
     match framing {
         Framing::None => Ok(Vec::new()),
+        Framing::Length(n) if n > limits.max_body as u64 => Err(WireError::BodyTooLarge),
         Framing::Length(n) => {
-            if n > limits.max_body as u64 {
-                return Err(WireError::BodyTooLarge);
-            }
             let mut body = Vec::with_capacity(n as usize);
-            r.take(n)
-                .read_to_end(&mut body)
-                .map_err(|_| WireError::Closed)?;
-            if body.len() as u64 != n {
-                return Err(WireError::Closed); // the peer closed before sending it all
-            }
+            take_exact(r, n, &mut body)?;
             Ok(body)
         }
         Framing::Chunked => {
             let mut body = Vec::new();
-            let mut line = Vec::new();
+            let bad = WireError::Bad;
             loop {
-                read_line(
-                    r,
-                    &mut line,
-                    1024,
-                    WireError::Bad("chunk size line too long"),
-                )?;
-                let size = std::str::from_utf8(&line)
+                let line = read_line(r, 1024, bad("chunk size line too long"))?;
+                let size = std::str::from_utf8(line)
                     .ok()
                     // No spaces around the size: proxies disagree on them (a smuggling seam).
                     .map(|l| l.split(';').next().unwrap_or(""))
@@ -272,25 +255,24 @@ pub fn read_body(
                 if body.len() as u64 + size > limits.max_body as u64 {
                     return Err(WireError::BodyTooLarge);
                 }
-                let before = body.len();
-                r.take(size)
-                    .read_to_end(&mut body)
-                    .map_err(|_| WireError::Closed)?;
-                if (body.len() - before) as u64 != size {
-                    return Err(WireError::Closed);
-                }
-                read_line(
-                    r,
-                    &mut line,
-                    2,
-                    WireError::Bad("chunk not followed by CRLF"),
-                )?;
-                if !line.is_empty() {
-                    return Err(WireError::Bad("chunk not followed by CRLF"));
+                take_exact(r, size, &mut body)?;
+                if !read_line(r, 2, bad("chunk not followed by CRLF"))?.is_empty() {
+                    return Err(bad("chunk not followed by CRLF"));
                 }
             }
         }
     }
+}
+
+/// Moves exactly `n` bytes from `r` to `body`; `Closed` when fewer have arrived.
+fn take_exact(r: &mut &[u8], n: u64, body: &mut Vec<u8>) -> Result<(), WireError> {
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= r.len())
+        .ok_or(WireError::Closed)?;
+    body.extend_from_slice(&r[..n]);
+    *r = &r[n..];
+    Ok(())
 }
 
 /// The outcome of trying to parse one request from the bytes received so far.
@@ -355,41 +337,26 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
     }
 }
 
-/// One line without its CRLF (a bare LF is accepted), refusing lines longer than `cap` bytes
-/// with `too_long`. Reads through the buffer, so an endless line costs at most `cap` bytes.
-fn read_line(
-    r: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    cap: usize,
-    too_long: WireError,
-) -> Result<(), WireError> {
-    line.clear();
-    loop {
-        let available = r.fill_buf().map_err(|_| WireError::Closed)?;
-        if available.is_empty() {
-            return Err(WireError::Closed);
-        }
-        let (chunk, done) = match available.iter().position(|&c| c == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        if line.len() + chunk.len() > cap + 2 {
-            return Err(too_long);
-        }
-        line.extend_from_slice(chunk);
-        let used = chunk.len();
-        r.consume(used);
-        if done {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if line.contains(&b'\r') {
-                return Err(WireError::Bad("bare CR in a line"));
-            }
-            return Ok(());
-        }
+/// One line without its CRLF (a bare LF is accepted), taken from the front of `r`; a line over
+/// `cap` bytes is `too_long`, as soon as that many have arrived without a line end.
+fn read_line<'a>(r: &mut &'a [u8], cap: usize, too_long: WireError) -> Result<&'a [u8], WireError> {
+    let Some(end) = r.iter().position(|&c| c == b'\n') else {
+        return Err(if r.len() > cap + 2 {
+            too_long
+        } else {
+            WireError::Closed
+        });
+    };
+    if end > cap + 1 {
+        return Err(too_long);
     }
+    let line = &r[..end];
+    *r = &r[end + 1..];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.contains(&b'\r') {
+        return Err(WireError::Bad("bare CR in a line"));
+    }
+    Ok(line)
 }
 
 /// A strict `Content-Length`: ASCII digits only, no sign, no overflow.
