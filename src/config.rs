@@ -36,7 +36,7 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 14] = [
+pub const VARS: [Var; 15] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
@@ -51,6 +51,7 @@ pub const VARS: [Var; 14] = [
     var("REQUEST_TIMEOUT_MS", "10000", HOUR_MS, "deadline for a whole request from its first byte; then 408"),
     var("WRITE_TIMEOUT_MS", "5000", HOUR_MS, "longest a response write may block; then the connection is dropped"),
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
+    var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -106,6 +107,8 @@ pub struct Config {
     pub write_timeout_ms: u64,
     /// `BUSY_TIMEOUT_MS` (a backup tool, say, holding the lock).
     pub busy_timeout_ms: u64,
+    /// `READ_BUDGET_MS`.
+    pub read_budget_ms: u64,
 }
 
 impl Config {
@@ -141,6 +144,7 @@ impl Config {
             request_timeout_ms: n("REQUEST_TIMEOUT_MS")? as u64,
             write_timeout_ms: n("WRITE_TIMEOUT_MS")? as u64,
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
+            read_budget_ms: n("READ_BUDGET_MS")? as u64,
         })
     }
 }

@@ -187,6 +187,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// SQLite failed (disk full, locked, file gone): the sender should retry.
     StorageUnavailable,
+    /// A read ran past `READ_BUDGET_MS` and was stopped.
+    OverBudget,
     /// A handler panicked.
     Internal,
     /// The request could not be read as HTTP (malformed, too large a head, timed out): the
@@ -224,6 +226,7 @@ impl ApiError {
                 Reply::json(422, &json!({ "detail": list }))
             }
             ApiError::StorageUnavailable => detail(503, "storage unavailable"),
+            ApiError::OverBudget => detail(503, "query exceeded its time budget"),
             ApiError::Internal => detail(500, "internal error"),
             ApiError::Protocol(status, why) => detail(status, why),
             ApiError::TooManyConnections => {

@@ -77,6 +77,7 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let busy = std::time::Duration::from_millis(config.busy_timeout_ms);
     let store =
         store::Store::open(&config.db, busy).map_err(|e| format!("cannot open database: {e}"))?;
+    store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
     let app = Arc::new(App {
         config,
         store,

@@ -102,6 +102,11 @@ impl Write for Capture {
     }
 }
 
+/// The longest string value in a line, in characters. Escaped, a value is at most 1,536 bytes (a
+/// control character becomes six), so a request line, with its three client-chosen strings
+/// (method, path, message id), stays under 4 KiB.
+pub const MAX_VALUE_CHARS: usize = 256;
+
 /// One log line under construction: `ts` and `level` first, then fields in the order added.
 pub struct Line {
     level: Level,
@@ -119,9 +124,18 @@ impl Line {
         Line { level, buf }
     }
 
-    /// A string field, JSON-escaped.
+    /// A string field, JSON-escaped, cut to `MAX_VALUE_CHARS` characters (then ending in `…`),
+    /// so that no value a client sends can make a line long.
     pub fn str(mut self, key: &str, value: &str) -> Line {
         self.key(key);
+        let cut;
+        let value = match value.char_indices().nth(MAX_VALUE_CHARS) {
+            Some((end, _)) => {
+                cut = format!("{}…", &value[..end]);
+                &cut
+            }
+            None => value,
+        };
         // Serialising a &str cannot fail; the fallback only keeps the line valid JSON regardless.
         self.buf
             .push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into()));

@@ -10,18 +10,18 @@
 
 use crate::App;
 use crate::http::{ApiError, FieldError, Reply, Req};
-use crate::store::{Filter, Message};
+use crate::store::{self, Filter, Message};
 use serde_json::{Value, json};
 
+/// The longest `q`, in characters: longer patterns only cost more (each three characters are
+/// one more trigram to intersect) and no sender's search needs them.
+pub const MAX_Q_CHARS: usize = 200;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
 
 pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let filter = parse_filter(req).map_err(ApiError::Validation)?;
-    let page = app
-        .store
-        .list(&filter)
-        .map_err(|_| ApiError::StorageUnavailable)?;
+    let page = app.store.list(&filter).map_err(read_error)?;
     let data: Vec<Value> = page.messages.iter().map(message_json).collect();
     Ok(Reply::json(
         200,
@@ -30,10 +30,7 @@ pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
 }
 
 pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
-    let s = app
-        .store
-        .stats()
-        .map_err(|_| ApiError::StorageUnavailable)?;
+    let s = app.store.stats().map_err(read_error)?;
     let per_sender: Vec<Value> = s
         .top_senders
         .iter()
@@ -49,6 +46,14 @@ pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
             "last_message_ts": s.last_ts,
         }),
     ))
+}
+
+/// A failed read: past its budget, or storage trouble.
+fn read_error(e: store::Error) -> ApiError {
+    match e {
+        store::Error::OverBudget => ApiError::OverBudget,
+        store::Error::Failed(_) => ApiError::StorageUnavailable,
+    }
 }
 
 fn message_json(m: &Message) -> Value {
@@ -110,6 +115,11 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
         key
     });
     let q = req.query_param("q");
+    if let Some(q) = q.as_deref().filter(|q| q.chars().count() > MAX_Q_CHARS) {
+        let msg = format!("String should have at most {MAX_Q_CHARS} characters");
+        let e = FieldError::query("string_too_long", "q", &msg, q);
+        errors.push(e.ctx(json!({ "max_length": MAX_Q_CHARS })));
+    }
     if errors.is_empty() {
         Ok(Filter {
             from,

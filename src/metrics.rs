@@ -70,6 +70,8 @@ pub struct Metrics {
     pub idle_connections: AtomicUsize,
     /// Requests a worker is running now.
     pub in_progress: AtomicUsize,
+    /// Reads stopped at `READ_BUDGET_MS`.
+    pub reads_over_budget: AtomicU64,
 }
 
 impl Metrics {
@@ -88,6 +90,7 @@ impl Metrics {
             open_connections: Arc::default(),
             idle_connections: AtomicUsize::new(0),
             in_progress: AtomicUsize::new(0),
+            reads_over_budget: AtomicU64::new(0),
         }
     }
 
@@ -178,6 +181,8 @@ impl Metrics {
             ("http_connections_idle", "gauge",
                 "Connections waiting between requests.", self.idle_connections.load(Relaxed) as u64),
             ("http_requests_in_progress", "gauge", "Requests being run.", self.in_progress.load(Relaxed) as u64),
+            ("db_reads_over_budget_total", "counter",
+                "Reads interrupted at READ_BUDGET_MS.", self.reads_over_budget.load(Relaxed)),
         ];
         for (name, kind, help, value) in connections {
             family(&mut out, name, kind, help);
@@ -346,7 +351,10 @@ mod tests {
                  http_connections_idle 0\n\
                  # HELP http_requests_in_progress Requests being run.\n\
                  # TYPE http_requests_in_progress gauge\n\
-                 http_requests_in_progress 0\n";
+                 http_requests_in_progress 0\n\
+                 # HELP db_reads_over_budget_total Reads interrupted at READ_BUDGET_MS.\n\
+                 # TYPE db_reads_over_budget_total counter\n\
+                 db_reads_over_budget_total 0\n";
         assert_eq!(m.render_service(), want);
     }
 

@@ -20,6 +20,10 @@ use sha2::Sha256;
 
 /// The longest accepted `text`, in Unicode scalar values.
 pub const MAX_TEXT_CHARS: usize = 4096;
+/// The longest accepted `message_id` (gateways send ids of a few dozen characters).
+pub const MAX_ID_CHARS: usize = 256;
+/// The longest accepted `from`/`to`: `+` and digits (E.164 numbers have at most 15).
+pub const MAX_MSISDN_CHARS: usize = 32;
 
 /// What became of one webhook request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +176,17 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
         }]
     })?;
     match value {
-        Value::Object(map) => Ok(map),
+        // A key given twice is refused rather than "last wins": anything upstream that reads
+        // the first would see another message than the one stored.
+        Value::Object(map) => match duplicate_key(body) {
+            None => Ok(map),
+            Some(key) => Err(vec![FieldError::body(
+                "value_error",
+                &key,
+                "Value error, the same key appears more than once",
+                map[&key].clone(),
+            )]),
+        },
         other => Err(vec![FieldError {
             kind: "model_attributes_type",
             loc: vec!["body".into()],
@@ -181,6 +195,32 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
             ctx: None,
         }]),
     }
+}
+
+/// The first top-level key of a JSON object that appears twice (serde_json's map keeps one).
+fn duplicate_key(body: &[u8]) -> Option<String> {
+    struct Keys(Option<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            d.deserialize_map(Keys(None))
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Keys;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+            let (mut seen, mut first) = (std::collections::HashSet::new(), None);
+            while let Some((k, serde::de::IgnoredAny)) = m.next_entry::<String, _>()? {
+                if !seen.insert(k.clone()) && first.is_none() {
+                    first = Some(k);
+                }
+            }
+            Ok(Keys(first))
+        }
+    }
+    serde_json::from_slice::<Keys>(body).ok()?.0
 }
 
 /// Checks every field and collects every failure; on success returns the message and the sortable
@@ -207,7 +247,9 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
             None
         };
     let message_id = string("message_id", &mut |s| {
-        if s.is_empty() {
+        if let Some(e) = too_long("message_id", s, MAX_ID_CHARS) {
+            Some(e)
+        } else if s.is_empty() {
             Some(
                 FieldError::body(
                     "string_too_short",
@@ -244,19 +286,13 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
     });
     let text = match p.get("text") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_CHARS => Some(s.clone()),
-        Some(Value::String(s)) => {
-            errors.push(
-                FieldError::body(
-                    "string_too_long",
-                    "text",
-                    &format!("String should have at most {MAX_TEXT_CHARS} characters"),
-                    s.as_str().into(),
-                )
-                .ctx(json!({"max_length": MAX_TEXT_CHARS})),
-            );
-            None
-        }
+        Some(Value::String(s)) => match too_long("text", s, MAX_TEXT_CHARS) {
+            None => Some(s.clone()),
+            Some(e) => {
+                errors.push(e);
+                None
+            }
+        },
         Some(other) => {
             errors.push(FieldError::body(
                 "string_type",
@@ -282,8 +318,19 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
     }
 }
 
-/// `+` then one or more ASCII digits.
+/// A string over `max` characters (Unicode scalar values), FastAPI's way.
+fn too_long(field: &str, s: &str, max: usize) -> Option<FieldError> {
+    (s.chars().count() > max).then(|| {
+        let msg = format!("String should have at most {max} characters");
+        FieldError::body("string_too_long", field, &msg, s.into()).ctx(json!({"max_length": max}))
+    })
+}
+
+/// `+` then one or more ASCII digits, at most `MAX_MSISDN_CHARS` in all.
 fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
+    if let Some(e) = too_long(field, s, MAX_MSISDN_CHARS) {
+        return Some(e);
+    }
     let ok = s
         .strip_prefix('+')
         .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
@@ -397,5 +444,15 @@ mod tests {
             "json_invalid"
         );
         assert!(parse_body(b" {} ").is_ok());
+        let dup =
+            parse_body(br#"{"message_id":"A","x":1,"message_id":"B","x":2}"#).expect_err("dup");
+        assert_eq!(
+            (dup.len(), dup[0].loc.clone()),
+            (1, vec![json!("body"), json!("message_id")])
+        );
+        assert!(
+            parse_body(br#"{"a":{"k":1,"k":2}}"#).is_ok(),
+            "only top-level keys matter"
+        );
     }
 }

@@ -742,3 +742,75 @@ fn nul_characters_are_stored_and_searchable() {
         assert_eq!(ids(&r.json()), want, "q={q}");
     }
 }
+
+#[test]
+fn caps_on_ids_and_numbers_and_duplicate_keys_are_422() {
+    let s = TestServer::start();
+    let long_id = "i".repeat(257);
+    let long_number = format!("+{}", "1".repeat(32));
+    for (raw, field, kind) in [
+        (body(&long_id, "+1", "2025-01-15T10:00:00Z", None), "message_id", "string_too_long"),
+        (body("m1", &long_number, "2025-01-15T10:00:00Z", None), "from", "string_too_long"),
+        (
+            r#"{"message_id":"A","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","message_id":"B"}"#.to_string(),
+            "message_id",
+            "value_error",
+        ),
+    ] {
+        let d = rejected(&s, &raw);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0]["loc"].clone(), d[0]["type"].clone()), (json!(["body", field]), json!(kind)));
+    }
+    // At the caps, accepted.
+    s.put(
+        &"i".repeat(256),
+        &format!("+{}", "1".repeat(31)),
+        "2025-01-15T10:00:00Z",
+        None,
+    );
+    assert_eq!(total(&s), 1);
+}
+
+#[test]
+fn reads_have_a_length_cap_on_q_and_a_time_budget() {
+    let s = TestServer::start();
+    let d = s.get(&format!("/messages?q={}", "a".repeat(201))).json();
+    assert_eq!(d["detail"][0]["loc"], json!(["query", "q"]));
+    assert_eq!(d["detail"][0]["type"], "string_too_long");
+    assert_eq!(
+        s.get(&format!("/messages?q={}", "a".repeat(200))).status,
+        200
+    );
+    // Enough rows that a search takes more than a millisecond, then a 1 ms budget.
+    let dir = s.dir.clone();
+    drop(s);
+    let store = webhook_api::store::Store::open(
+        &webhook_api::config::DbLocation::File(dir.join("app.db")),
+        std::time::Duration::from_secs(5),
+    )
+    .expect("open");
+    let rows = (0..30_000)
+        .map(|i| {
+            let m = webhook_api::store::Message {
+                message_id: format!("m{i}"),
+                from: "+1".into(),
+                to: "+2".into(),
+                ts: "2025-01-15T10:00:00Z".into(),
+                text: Some(format!("text number {i}")),
+            };
+            (m, "2025-01-15T10:00:00.000000000Z".to_string())
+        })
+        .collect();
+    store
+        .import(rows, "2025-01-15T10:00:00.000Z", 10_000)
+        .expect("import");
+    drop(store);
+    let s = TestServer::start_in(dir, &[("WEBHOOK_SECRET", SECRET), ("READ_BUDGET_MS", "1")]);
+    let r = s.get("/messages?q=r%201");
+    assert_eq!(
+        (r.status, r.json()),
+        (503, json!({"detail": "query exceeded its time budget"}))
+    );
+    assert_eq!(s.metrics().get("db_reads_over_budget_total"), 1.0);
+    assert_eq!(s.get("/health/live").status, 200, "the server goes on");
+}

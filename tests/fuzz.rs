@@ -225,9 +225,13 @@ fn reference_message(body: &[u8]) -> Option<(Message, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let o = v.as_object()?;
     let string = |k: &str| o.get(k).and_then(Value::as_str);
-    let msisdn =
-        |s: &str| s.len() > 1 && s.starts_with('+') && s[1..].bytes().all(|c| c.is_ascii_digit());
-    let id = string("message_id").filter(|id| !id.trim().is_empty())?;
+    let msisdn = |s: &str| {
+        (2..=32).contains(&s.len())
+            && s.starts_with('+')
+            && s[1..].bytes().all(|c| c.is_ascii_digit())
+    };
+    let id =
+        string("message_id").filter(|id| !id.trim().is_empty() && id.chars().count() <= 256)?;
     let from = string("from").filter(|s| msisdn(s))?;
     let to = string("to").filter(|s| msisdn(s))?;
     let ts = string("ts")?;

@@ -318,3 +318,22 @@ fn promtool_accepts_the_live_exposition() {
         String::from_utf8_lossy(&said)
     );
 }
+
+#[test]
+fn no_client_input_makes_a_log_line_long() {
+    let s = TestServer::start();
+    let id = "\u{1}".repeat(10_000);
+    let body = json!({"message_id": id, "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z"});
+    let r = s.post_signed(&body.to_string());
+    assert_eq!(r.status, 422, "an id that long is refused");
+    let path = format!("/{}", "\"".repeat(7000));
+    let method = "X".repeat(1000);
+    let raw = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    support::exchange(s.addr, raw.as_bytes());
+    let text = s.logs.text();
+    assert!(text.contains("\\u0001"), "the id was logged, cut");
+    for line in text.lines() {
+        assert!(line.len() < 4096, "{} bytes: {}", line.len(), &line[..200]);
+        serde_json::from_str::<Value>(line).expect("still one JSON object");
+    }
+}

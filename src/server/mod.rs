@@ -353,6 +353,9 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
         None => catch_unwind(AssertUnwindSafe(|| router::route(app, req, &mut facts)))
             .unwrap_or(Err(ApiError::Internal)),
     };
+    if let Err(ApiError::OverBudget) = outcome {
+        app.metrics.reads_over_budget.fetch_add(1, SeqCst);
+    }
     let mut reply = outcome.unwrap_or_else(ApiError::into_reply);
     let seconds = started.elapsed().as_secs_f64();
     app.metrics

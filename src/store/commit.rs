@@ -178,7 +178,7 @@ impl Drop for Leader<'_> {
             queue
                 .outcomes
                 .entry(*seq)
-                .or_insert_with(|| Err(Error("the writer failed".into())));
+                .or_insert_with(|| Err(Error::Failed("the writer failed".into())));
         }
         queue.leader = false;
         self.store.done.notify_all();

@@ -29,9 +29,9 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// One stored message, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,20 +80,31 @@ pub struct Stats {
     pub last_ts: Option<String>,
 }
 
-/// A storage failure: SQLite said no (disk full, locked, read-only, corrupt), or the database
-/// file is gone. Only ever mapped to 503 and logged, so it carries just the description.
+/// Why the store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
+pub enum Error {
+    /// SQLite said no (disk full, locked, read-only, corrupt, out of its heap), or the
+    /// database file is gone: the description, for the log.
+    Failed(String),
+    /// A read ran past its time budget and was interrupted.
+    OverBudget,
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Error::Failed(why) => f.write_str(why),
+            Error::OverBudget => f.write_str("a read ran past its time budget"),
+        }
     }
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error(format!("sqlite: {e}"))
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => Error::OverBudget,
+            _ => Error::Failed(format!("sqlite: {e}")),
+        }
     }
 }
 
@@ -113,28 +124,79 @@ pub struct Store {
     done: Condvar,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
+    /// The time budget of every read, watched by the read connection's progress handler.
+    budget: Arc<Budget>,
+}
+
+/// A read's time budget: while a read runs, SQLite's progress handler (every few thousand
+/// instructions) interrupts it once the clock passes `deadline`, and the read fails with
+/// `Error::OverBudget`. Statements of writes never see a deadline.
+#[derive(Debug)]
+pub struct Budget {
+    base: Instant,
+    /// Nanoseconds since `base` at which the running read is interrupted; 0 when none runs.
+    deadline: AtomicU64,
+    limit: AtomicU64,
+}
+
+impl Budget {
+    /// Whether the running read is past its deadline (the progress handler's question).
+    fn exceeded(&self) -> bool {
+        let d = self.deadline.load(Relaxed);
+        d != 0 && self.base.elapsed().as_nanos() as u64 > d
+    }
+
+    /// Starts the clock of one read; it stops when the guard is dropped.
+    fn start(&self) -> impl Drop + '_ {
+        let now = self.base.elapsed().as_nanos() as u64;
+        self.deadline
+            .store(now + self.limit.load(Relaxed).max(1), Relaxed);
+        Clock(self)
+    }
+
+    /// Makes the read connection check this budget.
+    fn watch(self: &Arc<Budget>, conn: &mut Connection) -> Result<(), Error> {
+        let budget = Arc::clone(self);
+        conn.progress_handler(10_000, Some(move || budget.exceeded()))?;
+        Ok(())
+    }
+}
+
+struct Clock<'a>(&'a Budget);
+
+impl Drop for Clock<'_> {
+    fn drop(&mut self) {
+        self.0.deadline.store(0, Relaxed);
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database and its schema. `busy_timeout` is how long a
     /// statement waits for a lock held by another process before failing.
     pub fn open(location: &DbLocation, busy_timeout: Duration) -> Result<Store, Error> {
+        let budget = Arc::new(Budget {
+            base: Instant::now(),
+            deadline: AtomicU64::new(0),
+            limit: AtomicU64::new(2_000_000_000),
+        });
         let (path, write, read) = match location {
             DbLocation::Memory => {
-                let conn = Connection::open_in_memory()?;
+                let mut conn = Connection::open_in_memory()?;
                 schema::create(&conn)?;
+                budget.watch(&mut conn)?; // reads share this connection
                 (None, conn, None)
             }
             DbLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
-                        Error(format!(
+                        Error::Failed(format!(
                             "cannot create database folder {}: {e}",
                             dir.display()
                         ))
                     })?;
                 }
-                let (write, read) = schema::connect(path, busy_timeout)?;
+                let (write, mut read) = schema::connect(path, busy_timeout)?;
+                budget.watch(&mut read)?;
                 (Some(path.clone()), write, Some(Mutex::new(read)))
             }
         };
@@ -147,7 +209,14 @@ impl Store {
             queue: Mutex::default(),
             done: Condvar::new(),
             write_failing: AtomicBool::new(false),
+            budget,
         })
+    }
+
+    /// Sets the time budget of every read (two seconds until set).
+    pub fn set_read_budget(&self, limit: Duration) {
+        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.budget.limit.store(nanos, Relaxed);
     }
 
     /// One page of messages ordered by instant then id, and the count of all that match. Uses
@@ -167,6 +236,7 @@ impl Store {
             w.add(&clause, args);
         }
         let mut conn = self.reader();
+        let _clock = self.budget.start();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
         let total: i64 = match (&f.from, &f.since_key, &q) {
@@ -224,6 +294,7 @@ impl Store {
     /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         let mut conn = self.reader();
+        let _clock = self.budget.start();
         let tx = conn.transaction()?;
         let top_senders = tx
             .prepare_cached(
@@ -286,10 +357,11 @@ impl Store {
             return Ok(());
         };
         let current = file_id(path)
-            .ok_or_else(|| Error(format!("database file {} is gone", path.display())))?;
+            .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
         let mut known = lock(&self.file_id);
         if *known != Some(current) {
-            let (w, r) = schema::connect(path, self.busy_timeout)?;
+            let (w, mut r) = schema::connect(path, self.busy_timeout)?;
+            self.budget.watch(&mut r)?;
             *write = w;
             if let Some(read) = &self.read {
                 *lock(read) = r;
@@ -617,6 +689,42 @@ mod tests {
         put(&s, &msg("after", "+1", "2025-01-15T10:00:00Z", None));
         check(&s);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reads_past_their_budget_are_interrupted() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let rows: Vec<(Message, String)> = (0..5000)
+            .map(|i| {
+                let m = msg(
+                    &format!("m{i}"),
+                    "+1",
+                    "2025-01-15T10:00:00Z",
+                    Some("some text"),
+                );
+                (m, "2025-01-15T10:00:00.000000000Z".to_string())
+            })
+            .collect();
+        s.import(rows, "2025-01-01T00:00:00.000Z", 1000)
+            .expect("import");
+        let f = Filter {
+            q: Some("me t".into()),
+            limit: 10,
+            ..Filter::default()
+        };
+        s.set_read_budget(Duration::from_nanos(1));
+        assert_eq!(s.list(&f).map(|p| p.total), Err(Error::OverBudget));
+        assert!(
+            matches!(s.stats(), Err(Error::OverBudget) | Ok(_)),
+            "stats is cheap"
+        );
+        s.set_read_budget(Duration::from_secs(5));
+        assert_eq!(
+            s.list(&f).map(|p| p.total),
+            Ok(5000),
+            "the next read has its own budget"
+        );
+        put(&s, &msg("w", "+1", "2025-01-15T10:00:00Z", None));
     }
 
     #[test]

@@ -72,9 +72,12 @@ pub fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Conne
     // wal_autocheckpoint 8000 pages (32 MiB) instead of 1000: the checkpoint runs inside a
     // committing request, and doing it an eighth as often lifted durable ingest by ~15% in
     // `make bench`. journal_size_limit truncates the WAL back to 64 MiB at most afterwards.
+    // hard_heap_limit (process-wide): SQLite's own memory never passes 64 MiB; a statement
+    // that would need more fails (a 503) instead of growing the process.
     write.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 67108864;
+         PRAGMA hard_heap_limit = 67108864;",
     )?;
     create(&write)?;
     let read = Connection::open(path)?;
