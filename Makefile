@@ -1,7 +1,11 @@
 # Each target is a one-liner; `make help` lists them.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 IMAGE ?= webhook-api
-.PHONY: help run test loc lint mutants fuzz schemathesis bench static footprint up dev down logs test-docker
+# `make up DOCKER=podman` (or export it) runs every container target with podman.
+DOCKER ?= docker
+# The published port follows PORT: from the caller, else the env file, else 8000.
+PORT ?= $(or $(shell sed -n 's/^PORT=//p' $(ENV_FILE) 2>/dev/null),8000)
+.PHONY: help run test loc lint mutants fuzz schemathesis bench static footprint up restart dev down delete-data backup logs test-docker
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -42,17 +46,26 @@ loc: ## non-test lines of each file in src/ (its lines before #[cfg(test)]); bud
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings
 
-up: ## build the image and run it detached on port 8000 with a named volume on /data
-	docker build -t $(IMAGE) . && docker run -d --name $(IMAGE) -p 8000:8000 -v $(IMAGE)-data:/data --env-file $(ENV_FILE) $(IMAGE)
+up: ## build the image and (re)start the container on $PORT, keeping the data volume; also the upgrade path
+	$(DOCKER) build -t $(IMAGE) . && ($(DOCKER) rm -f $(IMAGE) >/dev/null 2>&1 || true) && $(DOCKER) run -d --name $(IMAGE) -p $(PORT):$(PORT) -e PORT=$(PORT) -v $(IMAGE)-data:/data --env-file $(ENV_FILE) $(IMAGE)
+
+restart: ## restart the container (SIGTERM, then start again); the data stays
+	$(DOCKER) restart $(IMAGE)
 
 dev: ## run locally with debug logs, rebuilding on every start
 	@$(LOAD_ENV) && LOG_LEVEL=$${LOG_LEVEL:-DEBUG} cargo run --locked
 
-down: ## stop and remove the container and its volume
-	docker rm -f $(IMAGE); docker volume rm $(IMAGE)-data
+down: ## stop and remove the container; the data volume stays
+	$(DOCKER) rm -f $(IMAGE)
 
-logs: ## follow the container's logs
-	docker logs -f $(IMAGE)
+delete-data: ## DELETES the data volume and every message in it (the container must be down)
+	$(DOCKER) volume rm $(IMAGE)-data
 
-test-docker: ## run the tests inside the builder image
-	docker build --target build -t $(IMAGE):build . && docker run --rm $(IMAGE):build cargo test --locked
+backup: ## a consistent, checked copy of the container's database: make backup FILE=/data/backup-1.db
+	$(DOCKER) exec $(IMAGE) /webhook-api backup $(FILE)
+
+logs: ## follow the container's logs (JSON lines only: make logs | jq -c .)
+	@$(DOCKER) logs -f $(IMAGE)
+
+test-docker: ## every test, fault injection included, inside the builder image (no root, no promtool there)
+	$(DOCKER) build --target build -t $(IMAGE):build . && $(DOCKER) run --rm -e SKIP_TESTS=promtool,tmpfs $(IMAGE):build cargo test --locked --features fault-injection

@@ -215,3 +215,83 @@ fn sigterm_finishes_requests_in_flight_and_keeps_every_acknowledged_one() {
         "every created row logged is stored, and no other"
     );
 }
+
+#[test]
+fn backup_under_writes_holds_every_acknowledged_message_and_serves() {
+    let dir = support::temp_dir();
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let bin = Binary::start(&[
+        ("DATABASE_URL", &db),
+        ("WEBHOOK_SECRET", SECRET),
+        ("LOG_LEVEL", "ERROR"),
+    ]);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), bin.addr);
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("b{w}-{i}");
+                    let answer = support::try_exchange(addr, &signed_post(&id, true));
+                    if answer
+                        .and_then(|a| support::parse_response(&a))
+                        .is_some_and(|r| r.status == 200)
+                    {
+                        acked.lock().expect("lock").push(id);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before: Vec<String> = acked.lock().expect("lock").clone();
+    let file = dir.join("backup.db");
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg("backup")
+            .arg(file)
+            .env_clear()
+            .env("DATABASE_URL", &db)
+            .output()
+            .expect("run backup")
+    };
+    let out = run(&file);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["event"], "backup");
+    assert!(before.len() > 10, "writes were going on: {}", before.len());
+    let copy = rusqlite::Connection::open(&file).expect("open the backup");
+    let mut stmt = copy
+        .prepare("SELECT count(*) FROM messages WHERE message_id = ?1")
+        .expect("prepare");
+    for id in &before {
+        let n: i64 = stmt.query_row([id], |r| r.get(0)).expect("count");
+        assert_eq!(n, 1, "{id}, acknowledged before the backup began, is in it");
+    }
+    let rows: i64 = copy
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .expect("rows");
+    assert_eq!(line["rows"], rows);
+    // Never over an existing file; the backup stays as it was.
+    let size = std::fs::metadata(&file).expect("size").len();
+    assert!(!run(&file).status.success(), "refuses to overwrite");
+    assert_eq!(std::fs::metadata(&file).expect("size").len(), size);
+    // Restore is serving the file.
+    drop(bin);
+    let restored = format!("sqlite:///{}", file.display());
+    let bin = Binary::start(&[("DATABASE_URL", &restored), ("WEBHOOK_SECRET", SECRET)]);
+    let stats = support::request(bin.addr, "GET", "/stats", &[], b"").json();
+    assert_eq!(stats["total_messages"], rows);
+}

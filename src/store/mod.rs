@@ -20,6 +20,7 @@ mod hours;
 mod schema;
 mod search;
 
+pub use schema::{Backup, backup};
 pub use search::fold;
 
 use crate::config::DbLocation;

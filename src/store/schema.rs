@@ -85,3 +85,38 @@ pub fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Conne
     read.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
     Ok((write, read))
 }
+
+/// What a finished backup holds.
+pub struct Backup {
+    pub rows: i64,
+    pub bytes: u64,
+}
+
+/// Writes a consistent snapshot of the database at `from` to the new file `to` (SQLite's
+/// `VACUUM INTO`: one read transaction, so writers go on meanwhile), then checks the copy with
+/// `integrity_check`. An existing `to` is never overwritten.
+pub fn backup(from: &Path, to: &Path, busy_timeout: Duration) -> Result<Backup, Error> {
+    let fail = |why: String| Error::Failed(format!("backup to {}: {why}", to.display()));
+    if to.exists() {
+        return Err(fail("the file exists; choose a new name".into()));
+    }
+    if !from.exists() {
+        return Err(fail(format!("no database at {}", from.display())));
+    }
+    let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    source.busy_timeout(busy_timeout)?;
+    let target = to
+        .to_str()
+        .ok_or_else(|| fail("the path is not UTF-8".into()))?;
+    source.execute("VACUUM INTO ?1", [target])?;
+    let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(fail(format!("integrity_check: {check}")));
+    }
+    let rows = copy.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    let bytes = std::fs::metadata(to)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
+    Ok(Backup { rows, bytes })
+}
