@@ -295,3 +295,58 @@ fn backup_under_writes_holds_every_acknowledged_message_and_serves() {
     let stats = support::request(bin.addr, "GET", "/stats", &[], b"").json();
     assert_eq!(stats["total_messages"], rows);
 }
+
+#[test]
+fn files_that_are_not_ours_are_refused_untouched() {
+    let dir = support::temp_dir();
+    let newer = dir.join("newer.db");
+    let c = rusqlite::Connection::open(&newer).expect("create");
+    c.execute_batch("CREATE TABLE messages (message_id TEXT PRIMARY KEY, ts_key TEXT); PRAGMA user_version = 99;")
+        .expect("newer schema");
+    drop(c);
+    let foreign = dir.join("foreign.db");
+    let c = rusqlite::Connection::open(&foreign).expect("create");
+    c.execute_batch(
+        "CREATE TABLE messages (id INTEGER, body BLOB); INSERT INTO messages VALUES (1, x'00');",
+    )
+    .expect("foreign table");
+    drop(c);
+    let other_app = dir.join("other.db");
+    let c = rusqlite::Connection::open(&other_app).expect("create");
+    c.execute_batch("CREATE TABLE invoices (n INTEGER);")
+        .expect("other tables");
+    drop(c);
+    let not_db = dir.join("notes.db");
+    std::fs::write(&not_db, "this is not a database\n".repeat(100)).expect("write");
+    for (file, says) in [
+        (&newer, "newer than this binary"),
+        (&foreign, "not this service's"),
+        (&other_app, "another application's tables"),
+        (&not_db, "not a database"),
+    ] {
+        let before = std::fs::read(file).expect("read");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .env_clear()
+            .env("DATABASE_URL", format!("sqlite:///{}", file.display()))
+            .env("PORT", "0")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{}", file.display());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+        assert_eq!(line["event"], "fatal");
+        let error = line["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains(says) && error.contains(&file.display().to_string()),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(file).expect("read"),
+            before,
+            "{} untouched",
+            file.display()
+        );
+        assert!(!dir.join(format!("{}-wal", file.display())).exists());
+    }
+}

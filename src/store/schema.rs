@@ -54,17 +54,59 @@ INSERT OR IGNORE INTO counters VALUES ('senders', (SELECT count(*) FROM senders)
 INSERT OR IGNORE INTO counters VALUES ('fts_rowid', 0);
 ";
 
-/// Creates what is missing in an open database (a new file, or memory).
+/// The schema version this binary writes, kept in `PRAGMA user_version`. Version 1 is the
+/// schema above; files from before versioning (0, with our columns) are brought to it.
+const VERSION: i64 = 1;
+
+/// Creates what is missing in an open database (a new file, or memory) and records the version.
 pub fn create(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(BACKFILL)?;
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} {BACKFILL} PRAGMA user_version = {VERSION}; COMMIT;"
+    ))
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })?;
     Ok(())
+}
+
+/// Refuses, before anything is written, a file this binary must not touch: not an SQLite
+/// database, a newer schema version, or another application's tables.
+fn check_ours(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let refuse = |why: String| {
+        Err(Error::Failed(format!(
+            "{}: {why}; left untouched",
+            path.display()
+        )))
+    };
+    let version: i64 = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+        Ok(v) => v,
+        Err(e) => return refuse(e.to_string()), // e.g. "file is not a database"
+    };
+    if version > VERSION {
+        return refuse(format!(
+            "schema version {version} is newer than this binary's {VERSION}"
+        ));
+    }
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('messages')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    match (columns.is_empty(), columns.iter().any(|c| c == "ts_key")) {
+        (true, _) if tables > 0 => refuse("it holds another application's tables".into()),
+        (false, false) if columns.iter().any(|c| c == "from_msisdn") => refuse(
+            "a database of the FastAPI service (no ts_key column): adopting it is not supported yet".into(),
+        ),
+        (false, false) => refuse("its messages table is not this service's".into()),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the write and read connections on `path` with our pragmas and schema.
 pub fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection), Error> {
     let write = Connection::open(path)?;
     write.busy_timeout(busy_timeout)?;
+    check_ours(&write, path)?;
     // `journal_mode` answers with a row, so it is read rather than executed.
     let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
