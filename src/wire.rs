@@ -564,6 +564,18 @@ mod tests {
     }
 
     #[test]
+    fn each_refusal_says_why() {
+        let why = |raw: &str| head(raw).err().and_then(|e| e.status()).map(|(_, d)| d);
+        assert_eq!(
+            why("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Some("more than one Content-Length")
+        );
+        assert_eq!(why("GET / FOO/1.1\r\n\r\n"), Some("malformed request line"));
+        assert_eq!(why("GET / HTTP/3\r\n\r\n"), Some("HTTP version not supported"));
+        assert_eq!(why("GET / HTTP/1.1\r\n\r\n"), Some("missing Host header"));
+    }
+
+    #[test]
     fn absolute_targets_and_hosts() {
         let h = head("GET http://example.com/messages?q=a HTTP/1.1\r\nHost: example.com\r\n\r\n")
             .expect("absolute form");
