@@ -36,7 +36,7 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 15] = [
+pub const VARS: [Var; 16] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
@@ -52,6 +52,7 @@ pub const VARS: [Var; 15] = [
     var("WRITE_TIMEOUT_MS", "5000", HOUR_MS, "longest a response write may block; then the connection is dropped"),
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
     var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
+    var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -109,6 +110,8 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// `READ_BUDGET_MS`.
     pub read_budget_ms: u64,
+    /// `READ_CONNECTIONS`; 0 for `auto`.
+    pub read_connections: usize,
 }
 
 impl Config {
@@ -135,17 +138,23 @@ impl Config {
             max_body_bytes: n("MAX_BODY_BYTES")?,
             secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
             max_header_bytes: n("MAX_HEADER_BYTES")?,
-            max_connections: match get("MAX_CONNECTIONS").as_deref().map(str::trim) {
-                None | Some("auto") => 0,
-                Some(_) => n("MAX_CONNECTIONS")?,
-            },
+            max_connections: auto(&get, "MAX_CONNECTIONS")?,
             idle_timeout_ms: n("IDLE_TIMEOUT_MS")? as u64,
             read_timeout_ms: n("READ_TIMEOUT_MS")? as u64,
             request_timeout_ms: n("REQUEST_TIMEOUT_MS")? as u64,
             write_timeout_ms: n("WRITE_TIMEOUT_MS")? as u64,
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
             read_budget_ms: n("READ_BUDGET_MS")? as u64,
+            read_connections: auto(&get, "READ_CONNECTIONS")?,
         })
+    }
+}
+
+/// A numeric variable that may also be `auto` (its default): 0 stands for `auto`.
+fn auto(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<usize, String> {
+    match get(name).as_deref().map(str::trim) {
+        None | Some("auto") => Ok(0),
+        Some(_) => number(get, name),
     }
 }
 

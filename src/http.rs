@@ -27,14 +27,6 @@ pub struct Req {
 }
 
 impl Req {
-    /// The first header with this (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// Query parameters, split on `&` and `=`, `+` read as a space, percent-decoded. Invalid UTF-8
     /// after decoding is replaced with U+FFFD (such a value then simply matches nothing).
     pub fn query_pairs(&self) -> Vec<(String, String)> {

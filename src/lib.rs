@@ -75,8 +75,12 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         config.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
     }
     let busy = std::time::Duration::from_millis(config.busy_timeout_ms);
-    let store =
-        store::Store::open(&config.db, busy).map_err(|e| format!("cannot open database: {e}"))?;
+    let readers = match config.read_connections {
+        0 => store::default_readers(),
+        n => n,
+    };
+    let store = store::Store::open_with_readers(&config.db, busy, readers)
+        .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
     let app = Arc::new(App {
         config,

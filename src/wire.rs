@@ -571,7 +571,10 @@ mod tests {
             Some("more than one Content-Length")
         );
         assert_eq!(why("GET / FOO/1.1\r\n\r\n"), Some("malformed request line"));
-        assert_eq!(why("GET / HTTP/3\r\n\r\n"), Some("HTTP version not supported"));
+        assert_eq!(
+            why("GET / HTTP/3\r\n\r\n"),
+            Some("HTTP version not supported")
+        );
         assert_eq!(why("GET / HTTP/1.1\r\n\r\n"), Some("missing Host header"));
     }
 

@@ -1,4 +1,4 @@
-//! Storage: messages in SQLite, one mutex-guarded write connection and one read connection.
+//! Storage: messages in SQLite, one mutex-guarded write connection and a few read connections.
 //! Speaks the domain (messages, filters, pages, stats), never HTTP.
 //!
 //! Owns: the `Store` and its types; opening; listing and stats (reads); readiness checks; noticing
@@ -30,7 +30,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -117,30 +117,52 @@ pub struct Store {
     file_id: Mutex<Option<(u64, u64)>>,
     busy_timeout: Duration,
     write: Mutex<Connection>,
-    /// A second connection so reads do not wait for the write lock (WAL lets them run while a
-    /// write commits). `None` for an in-memory database, where a second connection would see a
-    /// different, empty database: reads then share the write connection.
-    read: Option<Mutex<Connection>>,
+    /// Reads of an in-memory database share the write connection; this is their budget.
+    write_budget: Arc<Budget>,
+    /// Read connections, one per core by default, so reads neither wait for the write lock
+    /// (WAL lets them run while a write commits) nor for each other. Empty for an in-memory
+    /// database, where another connection would see a different, empty database.
+    read: Vec<(Mutex<Connection>, Arc<Budget>)>,
+    /// Where the next read starts looking for a free connection.
+    next_read: AtomicUsize,
+    /// Every read's time budget in nanoseconds (`set_read_budget`).
+    limit: Arc<AtomicU64>,
     queue: Mutex<commit::Queue>,
     done: Condvar,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
-    /// The time budget of every read, watched by the read connection's progress handler.
-    budget: Arc<Budget>,
 }
 
-/// A read's time budget: while a read runs, SQLite's progress handler (every few thousand
-/// instructions) interrupts it once the clock passes `deadline`, and the read fails with
-/// `Error::OverBudget`. Statements of writes never see a deadline.
+/// One connection's read budget: while a read runs on it, SQLite's progress handler (every few
+/// thousand instructions) interrupts it once the clock passes `deadline`, and the read fails
+/// with `Error::OverBudget`. Writes never see a deadline.
 #[derive(Debug)]
-pub struct Budget {
+struct Budget {
     base: Instant,
     /// Nanoseconds since `base` at which the running read is interrupted; 0 when none runs.
     deadline: AtomicU64,
-    limit: AtomicU64,
+    limit: Arc<AtomicU64>,
 }
 
 impl Budget {
+    /// A budget checked by `conn`'s progress handler.
+    fn watch(conn: &mut Connection, limit: &Arc<AtomicU64>) -> Result<Arc<Budget>, Error> {
+        let budget = Arc::new(Budget {
+            base: Instant::now(),
+            deadline: AtomicU64::new(0),
+            limit: Arc::clone(limit),
+        });
+        budget.rewatch(conn)?;
+        Ok(budget)
+    }
+
+    /// Makes `conn` (a new one, after the file was replaced) check this budget.
+    fn rewatch(self: &Arc<Budget>, conn: &mut Connection) -> Result<(), Error> {
+        let watched = Arc::clone(self);
+        conn.progress_handler(10_000, Some(move || watched.exceeded()))?;
+        Ok(())
+    }
+
     /// Whether the running read is past its deadline (the progress handler's question).
     fn exceeded(&self) -> bool {
         let d = self.deadline.load(Relaxed);
@@ -148,18 +170,11 @@ impl Budget {
     }
 
     /// Starts the clock of one read; it stops when the guard is dropped.
-    fn start(&self) -> impl Drop + '_ {
+    fn start(&self) -> Clock<'_> {
         let now = self.base.elapsed().as_nanos() as u64;
-        self.deadline
-            .store(now + self.limit.load(Relaxed).max(1), Relaxed);
+        let limit = self.limit.load(Relaxed).max(1);
+        self.deadline.store(now.saturating_add(limit), Relaxed);
         Clock(self)
-    }
-
-    /// Makes the read connection check this budget.
-    fn watch(self: &Arc<Budget>, conn: &mut Connection) -> Result<(), Error> {
-        let budget = Arc::clone(self);
-        conn.progress_handler(10_000, Some(move || budget.exceeded()))?;
-        Ok(())
     }
 }
 
@@ -171,21 +186,31 @@ impl Drop for Clock<'_> {
     }
 }
 
+/// Read connections when none is asked for: one per core, at most 8.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(8))
+}
+
 impl Store {
-    /// Opens (creating if needed) the database and its schema. `busy_timeout` is how long a
-    /// statement waits for a lock held by another process before failing.
+    /// Opens (creating if needed) the database and its schema, with `default_readers()` read
+    /// connections. `busy_timeout` is how long a statement waits for a lock held by another
+    /// process before failing.
     pub fn open(location: &DbLocation, busy_timeout: Duration) -> Result<Store, Error> {
-        let budget = Arc::new(Budget {
-            base: Instant::now(),
-            deadline: AtomicU64::new(0),
-            limit: AtomicU64::new(2_000_000_000),
-        });
-        let (path, write, read) = match location {
+        Store::open_with_readers(location, busy_timeout, default_readers())
+    }
+
+    /// `open` with `readers` read connections (at least one).
+    pub fn open_with_readers(
+        location: &DbLocation,
+        busy_timeout: Duration,
+        readers: usize,
+    ) -> Result<Store, Error> {
+        let limit = Arc::new(AtomicU64::new(2_000_000_000));
+        let (path, mut write, read) = match location {
             DbLocation::Memory => {
-                let mut conn = Connection::open_in_memory()?;
+                let conn = Connection::open_in_memory()?;
                 schema::create(&conn)?;
-                budget.watch(&mut conn)?; // reads share this connection
-                (None, conn, None)
+                (None, conn, Vec::new())
             }
             DbLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -196,28 +221,34 @@ impl Store {
                         ))
                     })?;
                 }
-                let (write, mut read) = schema::connect(path, busy_timeout)?;
-                budget.watch(&mut read)?;
-                (Some(path.clone()), write, Some(Mutex::new(read)))
+                let (write, read) = schema::connect(path, busy_timeout, readers.max(1))?;
+                (Some(path.clone()), write, read)
             }
         };
+        let mut readers = Vec::with_capacity(read.len());
+        for mut conn in read {
+            let budget = Budget::watch(&mut conn, &limit)?;
+            readers.push((Mutex::new(conn), budget));
+        }
         Ok(Store {
             file_id: Mutex::new(path.as_deref().and_then(file_id)),
             path,
             busy_timeout,
+            write_budget: Budget::watch(&mut write, &limit)?,
             write: Mutex::new(write),
-            read,
+            read: readers,
+            next_read: AtomicUsize::new(0),
+            limit,
             queue: Mutex::default(),
             done: Condvar::new(),
             write_failing: AtomicBool::new(false),
-            budget,
         })
     }
 
     /// Sets the time budget of every read (two seconds until set).
     pub fn set_read_budget(&self, limit: Duration) {
         let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-        self.budget.limit.store(nanos, Relaxed);
+        self.limit.store(nanos, Relaxed);
     }
 
     /// One page of messages ordered by instant then id, and the count of all that match. Uses
@@ -236,8 +267,8 @@ impl Store {
             let (clause, args) = search::condition(q);
             w.add(&clause, args);
         }
-        let mut conn = self.reader();
-        let _clock = self.budget.start();
+        let (mut conn, budget) = self.reader();
+        let _clock = budget.start();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
         let total: i64 = match (&f.from, &f.since_key, &q) {
@@ -294,8 +325,8 @@ impl Store {
     /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
     /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
-        let mut conn = self.reader();
-        let _clock = self.budget.start();
+        let (mut conn, budget) = self.reader();
+        let _clock = budget.start();
         let tx = conn.transaction()?;
         let top_senders = tx
             .prepare_cached(
@@ -324,7 +355,7 @@ impl Store {
 
     /// A real query against the messages table, for readiness.
     pub fn ping(&self) -> Result<(), Error> {
-        self.reader().query_row(
+        self.reader().0.query_row(
             "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
             [],
             |_| Ok(()),
@@ -361,11 +392,11 @@ impl Store {
             .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
         let mut known = lock(&self.file_id);
         if *known != Some(current) {
-            let (w, mut r) = schema::connect(path, self.busy_timeout)?;
-            self.budget.watch(&mut r)?;
+            let (w, readers) = schema::connect(path, self.busy_timeout, self.read.len())?;
             *write = w;
-            if let Some(read) = &self.read {
-                *lock(read) = r;
+            for ((conn, budget), mut fresh) in self.read.iter().zip(readers) {
+                budget.rewatch(&mut fresh)?;
+                *lock(conn) = fresh;
             }
             *known = Some(current);
         }
@@ -379,8 +410,24 @@ impl Store {
         panic!("injected panic holding the write lock")
     }
 
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        lock(self.read.as_ref().unwrap_or(&self.write))
+    /// A read connection and its budget: the first free one, else wait for one (the starting
+    /// point rotates, so waits spread over all of them).
+    fn reader(&self) -> (MutexGuard<'_, Connection>, &Budget) {
+        if self.read.is_empty() {
+            return (lock(&self.write), &self.write_budget);
+        }
+        let start = self.next_read.fetch_add(1, Relaxed);
+        let n = self.read.len();
+        for i in 0..n {
+            let (conn, budget) = &self.read[(start + i) % n];
+            match conn.try_lock() {
+                Ok(guard) => return (guard, budget),
+                Err(std::sync::TryLockError::Poisoned(p)) => return (p.into_inner(), budget),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let (conn, budget) = &self.read[start % n];
+        (lock(conn), budget)
     }
 }
 
@@ -668,15 +715,13 @@ mod tests {
             assert_eq!(pragma("temp_store"), "2", "MEMORY: the image has no /tmp");
             assert_eq!(pragma("wal_autocheckpoint"), "8000");
             assert_eq!(pragma("journal_size_limit"), "67108864");
-            let r = lock(
-                s.read
-                    .as_ref()
-                    .expect("a file database has a read connection"),
-            );
-            let query_only: i64 = r
-                .query_row("PRAGMA query_only", [], |r| r.get(0))
-                .expect("q");
-            assert_eq!(query_only, 1, "the read connection cannot write");
+            assert!(!s.read.is_empty(), "a file database has read connections");
+            for (r, _) in &s.read {
+                let query_only: i64 = lock(r)
+                    .query_row("PRAGMA query_only", [], |r| r.get(0))
+                    .expect("q");
+                assert_eq!(query_only, 1, "a read connection cannot write");
+            }
         };
         check(&s);
         // The file header says WAL to any other process too (bytes 18 and 19 are 2).

@@ -102,8 +102,13 @@ fn check_ours(conn: &Connection, path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Opens the write and read connections on `path` with our pragmas and schema.
-pub fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Connection), Error> {
+/// Opens the write connection and `readers` read connections on `path` with our pragmas and
+/// schema.
+pub fn connect(
+    path: &Path,
+    busy_timeout: Duration,
+    readers: usize,
+) -> Result<(Connection, Vec<Connection>), Error> {
     let write = Connection::open(path)?;
     write.busy_timeout(busy_timeout)?;
     check_ours(&write, path)?;
@@ -122,9 +127,14 @@ pub fn connect(path: &Path, busy_timeout: Duration) -> Result<(Connection, Conne
          PRAGMA hard_heap_limit = 67108864;",
     )?;
     create(&write)?;
-    let read = Connection::open(path)?;
-    read.busy_timeout(busy_timeout)?;
-    read.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
+    let read = (0..readers)
+        .map(|_| {
+            let read = Connection::open(path)?;
+            read.busy_timeout(busy_timeout)?;
+            read.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
+            Ok(read)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok((write, read))
 }
 
