@@ -360,6 +360,11 @@ mod tests {
 
     #[test]
     fn process_gauges_read_this_process() {
+        // Spend a little user and system time first, so that the CPU total is not zero.
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(300) {
+            let _ = std::fs::metadata("/proc/self/stat");
+        }
         let mut out = String::new();
         render_process(&mut out);
         let value = |name: &str| -> f64 {
@@ -409,7 +414,11 @@ mod tests {
             .collect();
         let cpu = value("process_cpu_seconds_total");
         assert!(
-            (cpu - (ticks[0] + ticks[1]) / 100.0).abs() < 0.5,
+            ticks[0] >= 3.0 && ticks[1] >= 3.0,
+            "user and system time spent: {ticks:?}"
+        );
+        assert!(
+            (cpu - (ticks[0] + ticks[1]) / 100.0).abs() < 0.03,
             "{cpu} vs {ticks:?}"
         );
         let fds = std::fs::read_dir("/proc/self/fd").expect("fds").count() as f64;

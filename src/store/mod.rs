@@ -774,6 +774,55 @@ mod tests {
     }
 
     #[test]
+    fn a_read_budget_ends_with_its_read() {
+        // In memory, reads share the write connection: a read's deadline must not outlive it,
+        // or the next big write would be interrupted.
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        s.set_read_budget(Duration::from_millis(20));
+        s.list(&Filter {
+            limit: 1,
+            ..Filter::default()
+        })
+        .expect("list");
+        std::thread::sleep(Duration::from_millis(40));
+        let rows: Vec<(Message, String)> = (0..3000)
+            .map(|i| {
+                let m = msg(&format!("m{i}"), "+1", "2025-01-15T10:00:00Z", Some("text"));
+                (m, "2025-01-15T10:00:00.000000000Z".to_string())
+            })
+            .collect();
+        s.import(rows, "2025-01-01T00:00:00.000Z", 3000)
+            .expect("the write is not a read");
+    }
+
+    #[test]
+    fn concurrent_reads_share_the_read_connections() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-readers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = DbLocation::File(dir.join("app.db"));
+        let s = Store::open_with_readers(&db, Duration::from_secs(5), 2).expect("open");
+        put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", Some("x")));
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for _ in 0..300 {
+                        let page = s.list(&Filter {
+                            limit: 5,
+                            ..Filter::default()
+                        });
+                        assert_eq!(page.expect("list").total, 1);
+                    }
+                });
+            }
+        });
+        assert!(
+            s.next_read.load(Relaxed) >= 1800,
+            "every read took a connection"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let bad = DbLocation::File("/proc/no-such-dir/app.db".into());
         let Err(e) = Store::open(&bad, Duration::from_secs(1)) else {
