@@ -56,9 +56,10 @@ pub fn parse_since(s: &str) -> Option<String> {
     Some(
         match dt.assume_offset(offset).checked_to_offset(UtcOffset::UTC) {
             Some(utc) if utc.year() < 0 => "0000-01-01T00:00:00.000000000Z".to_string(),
-            Some(utc) if utc.year() <= 9999 => key(PrimitiveDateTime::new(utc.date(), utc.time())),
-            // Sorts after every real key, so nothing matches.
-            _ => "9999-12-31T23:59:59.999999999Z~".to_string(),
+            Some(utc) => key(PrimitiveDateTime::new(utc.date(), utc.time())),
+            // Past year 9999, where the calendar ends: a key after every real one, so nothing
+            // matches.
+            None => "9999-12-31T23:59:59.999999999Z~".to_string(),
         },
     )
 }
@@ -271,8 +272,8 @@ mod tests {
             Some("9999-12-31T23:59:59.999999999Z~")
         );
         assert_eq!(
-            key("0000-01-01T01:00:00+01:00").as_deref(),
-            Some("0000-01-01T00:00:00.000000000Z"),
+            key("0000-06-01T01:00:00+01:00").as_deref(),
+            Some("0000-06-01T00:00:00.000000000Z"),
             "year 0 itself is in range"
         );
         assert_eq!(
