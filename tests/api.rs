@@ -814,3 +814,32 @@ fn reads_have_a_length_cap_on_q_and_a_time_budget() {
     assert_eq!(s.metrics().get("db_reads_over_budget_total"), 1.0);
     assert_eq!(s.get("/health/live").status, 200, "the server goes on");
 }
+
+#[test]
+fn expect_100_continue_only_for_a_webhook_that_can_succeed() {
+    use std::io::{Read, Write};
+    let s = TestServer::start();
+    let head = |sig: &str| {
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{sig}Content-Length: 60\r\n\r\n"
+        )
+    };
+    // No signature: the 401 at once, never a 100.
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    c.write_all(head("").as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+    // A well-formed signature: 100 Continue, the body is awaited.
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    let sig = format!("X-Signature: {}\r\n", "a".repeat(64));
+    c.write_all(head(&sig).as_bytes()).expect("send");
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+}
