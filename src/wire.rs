@@ -579,6 +579,135 @@ mod tests {
     }
 
     #[test]
+    fn every_refusal_has_its_own_reason() {
+        // Each case is otherwise well-formed (it has its Host), so only the named fault can
+        // refuse it.
+        let why = |raw: &str| match head(raw) {
+            Ok(_) => None,
+            Err(e) => e.status(),
+        };
+        for (raw, want) in [
+            (" / HTTP/1.1\r\nHost: x\r\n\r\n", (400, "malformed method")),
+            (
+                "G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+                (400, "malformed method"),
+            ),
+            (
+                "GET x HTTP/1.1\r\nHost: x\r\n\r\n",
+                (400, "malformed request target"),
+            ),
+            (
+                "GET /a\u{7f} HTTP/1.1\r\nHost: x\r\n\r\n",
+                (400, "malformed request target"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\n\tA: b\r\n\r\n",
+                (400, "obsolete header line folding"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nA: b\u{1}\r\n\r\n",
+                (400, "control character in a header value"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nA: \u{7f}\r\n\r\n",
+                (400, "control character in a header value"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+                (400, "malformed Content-Length"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5a\r\n\r\n",
+                (400, "malformed Content-Length"),
+            ),
+        ] {
+            assert_eq!(why(raw), Some(want), "{raw:?}");
+        }
+        // Accepted: a tab inside a value, keep-alive spelled out, no Expect.
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nA: b\tc\r\nConnection: keep-alive\r\n\r\n")
+            .expect("valid");
+        assert_eq!((h.keep_alive, h.expect_continue), (true, false));
+        assert_eq!(h.headers[1].1, "b\tc");
+    }
+
+    #[test]
+    fn caps_hold_at_their_exact_bounds() {
+        // Request line: 100 bytes is the cap (LIMITS), CRLF not counted.
+        let line = |len: usize| format!("GET /{} HTTP/1.1", "a".repeat(len - 14));
+        assert_eq!(line(100).len(), 100);
+        let ok = format!("{}\r\nHost: x\r\n\r\n", line(100));
+        assert!(head(&ok).is_ok());
+        assert_eq!(
+            status(&format!("{}\r\nHost: x\r\n\r\n", line(101))),
+            Some(414)
+        );
+        // Without its line end yet: up to the cap and its CRLF it waits, past it it is refused.
+        assert!(matches!(
+            head(&line(100)[..]).map(|_| ()),
+            Err(WireError::Closed)
+        ));
+        assert!(matches!(
+            head(&format!("{}\r", line(100))).map(|_| ()),
+            Err(WireError::Closed)
+        ));
+        assert!(matches!(
+            head(&format!("{}\r\n", line(101))).map(|_| ()),
+            Err(WireError::UriTooLong)
+        ));
+        let waiting = format!("{}\r", line(101)); // cap + 2 bytes: its CRLF may still come
+        assert!(matches!(head(&waiting).map(|_| ()), Err(WireError::Closed)));
+        assert!(matches!(
+            head(&line(103)).map(|_| ()),
+            Err(WireError::UriTooLong)
+        ));
+        // Head: 300 bytes in all (LIMITS), each line counted with its CRLF.
+        let with = |pad: usize| {
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nA: {}\r\n\r\n",
+                "a".repeat(pad)
+            )
+        };
+        assert!(
+            head(&with(274)).is_ok(),
+            "277 bytes of header line: the most that fits"
+        );
+        assert_eq!(status(&with(275)), Some(431));
+        // Body: 50 bytes is the cap (LIMITS), declared or chunked.
+        let body = "b".repeat(50);
+        let raw = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{body}");
+        assert!(
+            matches!(parse_request(raw.as_bytes(), &LIMITS), Parse::Done { consumed, .. } if consumed == raw.len())
+        );
+        let raw = raw.replace("50\r\n", "51\r\n");
+        assert!(matches!(
+            parse_request(raw.as_bytes(), &LIMITS),
+            Parse::Failed {
+                error: WireError::BodyTooLarge,
+                ..
+            }
+        ));
+        let chunked = |n: usize| format!("{n:x}\r\n{}\r\n0\r\n\r\n", "c".repeat(n));
+        assert_eq!(
+            read_body(&mut chunked(50).as_bytes(), Framing::Chunked, &LIMITS)
+                .map(|b| b.len())
+                .ok(),
+            Some(50)
+        );
+        assert!(matches!(
+            read_body(&mut chunked(51).as_bytes(), Framing::Chunked, &LIMITS),
+            Err(WireError::BodyTooLarge)
+        ));
+        assert!(matches!(
+            read_body(
+                &mut "+5\r\nhello\r\n0\r\n\r\n".as_bytes(),
+                Framing::Chunked,
+                &LIMITS
+            ),
+            Err(WireError::Bad(_))
+        ));
+    }
+
+    #[test]
     fn absolute_targets_and_hosts() {
         let h = head("GET http://example.com/messages?q=a HTTP/1.1\r\nHost: example.com\r\n\r\n")
             .expect("absolute form");
