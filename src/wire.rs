@@ -708,6 +708,30 @@ mod tests {
     }
 
     #[test]
+    fn status_lines_carry_the_rfc_9110_reason_phrases() {
+        for (status, phrase) in [
+            (100, "Continue"),
+            (200, "OK"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (413, "Content Too Large"),
+            (414, "URI Too Long"),
+            (417, "Expectation Failed"),
+            (422, "Unprocessable Content"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+            (505, "HTTP Version Not Supported"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+    }
+
+    #[test]
     fn absolute_targets_and_hosts() {
         let h = head("GET http://example.com/messages?q=a HTTP/1.1\r\nHost: example.com\r\n\r\n")
             .expect("absolute form");
