@@ -823,6 +823,31 @@ mod tests {
     }
 
     #[test]
+    fn inserts_fill_the_text_index_in_batches() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let watermark = |s: &Store| counter(&lock(&s.write), "fts_rowid").expect("watermark");
+        for i in 0..255 {
+            put(
+                &s,
+                &msg(&format!("m{i}"), "+1", "2025-01-15T10:00:00Z", Some("abc")),
+            );
+        }
+        assert_eq!(watermark(&s), 0, "below a batch, rows wait for the index");
+        put(&s, &msg("m255", "+1", "2025-01-15T10:00:00Z", Some("abc")));
+        assert_eq!(
+            watermark(&s),
+            256,
+            "a full batch is indexed in the insert that makes it"
+        );
+        let q = Filter {
+            q: Some("abc".into()),
+            limit: 1,
+            ..Filter::default()
+        };
+        assert_eq!(s.list(&q).expect("list").total, 256);
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let bad = DbLocation::File("/proc/no-such-dir/app.db".into());
         let Err(e) = Store::open(&bad, Duration::from_secs(1)) else {
