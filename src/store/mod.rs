@@ -661,7 +661,7 @@ mod tests {
             let filter = Filter {
                 q: (round % 3 != 2).then(|| q.clone()),
                 from: (round % 5 == 0).then(|| "+1".to_string()),
-                since_key: (round % 4 != 0).then(|| sinces[round % 3].to_string()),
+                since_key: (round % 4 != 0).then(|| sinces[(round / 3) % 3].to_string()),
                 limit: 1 + (round % 100) as u32,
                 offset: [0, 3, 999, 1000, 1234, 2500, 2999, 5000][round % 8],
             };
@@ -845,6 +845,79 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(s.list(&q).expect("list").total, 256);
+    }
+
+    #[test]
+    fn files_that_are_not_ours_are_refused_untouched_and_backups_are_checked() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (name, sql, says) in [
+            (
+                "newer.db",
+                "CREATE TABLE messages (ts_key TEXT); PRAGMA user_version = 2;",
+                "newer",
+            ),
+            (
+                "foreign.db",
+                "CREATE TABLE messages (id INTEGER);",
+                "not this service's",
+            ),
+            (
+                "fastapi.db",
+                "CREATE TABLE messages (message_id TEXT, from_msisdn TEXT);",
+                "FastAPI",
+            ),
+            (
+                "other.db",
+                "CREATE TABLE invoices (n INTEGER);",
+                "another application",
+            ),
+        ] {
+            let path = dir.join(name);
+            Connection::open(&path)
+                .and_then(|c| c.execute_batch(sql))
+                .expect("make");
+            let before = std::fs::read(&path).expect("read");
+            let Err(e) = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1))
+            else {
+                panic!("{name} must be refused")
+            };
+            assert!(e.to_string().contains(says), "{name}: {e}");
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                before,
+                "{name} untouched"
+            );
+        }
+        // Ours, before versioning (0, our columns): opened, and versioned.
+        let path = dir.join("app.db");
+        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", None));
+        let version: i64 = lock(&s.write)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("v");
+        assert_eq!(version, 1);
+        let copy = dir.join("copy.db");
+        let done = backup(&path, &copy, Duration::from_secs(1)).expect("backup");
+        assert_eq!(done.rows, 1);
+        assert!(
+            backup(&path, &copy, Duration::from_secs(1)).is_err(),
+            "never over a file"
+        );
+        assert!(
+            backup(
+                &dir.join("none.db"),
+                &dir.join("x.db"),
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
+        assert!(
+            !dir.join("x.db").exists(),
+            "nothing written for a missing database"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
