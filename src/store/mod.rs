@@ -8,6 +8,7 @@
 //! - `commit`  group commit: the insert queue, its leader, the write of one batch.
 //! - `search`  text folding, the trigram index and the "text contains q" condition.
 //! - `hours`   hour buckets for `since` totals and deep offsets.
+//! - `budget`  each read's time budget, and the default number of read connections.
 //!
 //! Tables: `messages` (the spec's six columns plus `ts_key`, the sortable instant, and
 //! `text_fold`), the aggregates `senders`, `counters` and `hours` kept in the insert
@@ -15,16 +16,19 @@
 //! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
 //! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`.
 
+mod budget;
 mod commit;
 mod hours;
 mod schema;
 mod search;
 
+pub use budget::default_readers;
 pub use schema::{Backup, backup};
 pub use search::fold;
 
 use crate::config::DbLocation;
 use crate::lock;
+use budget::Budget;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::fmt;
@@ -32,7 +36,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One stored message, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,64 +135,6 @@ pub struct Store {
     done: Condvar,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
-}
-
-/// One connection's read budget: while a read runs on it, SQLite's progress handler (every few
-/// thousand instructions) interrupts it once the clock passes `deadline`, and the read fails
-/// with `Error::OverBudget`. Writes never see a deadline.
-#[derive(Debug)]
-struct Budget {
-    base: Instant,
-    /// Nanoseconds since `base` at which the running read is interrupted; 0 when none runs.
-    deadline: AtomicU64,
-    limit: Arc<AtomicU64>,
-}
-
-impl Budget {
-    /// A budget checked by `conn`'s progress handler.
-    fn watch(conn: &mut Connection, limit: &Arc<AtomicU64>) -> Result<Arc<Budget>, Error> {
-        let budget = Arc::new(Budget {
-            base: Instant::now(),
-            deadline: AtomicU64::new(0),
-            limit: Arc::clone(limit),
-        });
-        budget.rewatch(conn)?;
-        Ok(budget)
-    }
-
-    /// Makes `conn` (a new one, after the file was replaced) check this budget.
-    fn rewatch(self: &Arc<Budget>, conn: &mut Connection) -> Result<(), Error> {
-        let watched = Arc::clone(self);
-        conn.progress_handler(10_000, Some(move || watched.exceeded()))?;
-        Ok(())
-    }
-
-    /// Whether the running read is past its deadline (the progress handler's question).
-    fn exceeded(&self) -> bool {
-        let d = self.deadline.load(Relaxed);
-        d != 0 && self.base.elapsed().as_nanos() as u64 > d
-    }
-
-    /// Starts the clock of one read; it stops when the guard is dropped.
-    fn start(&self) -> Clock<'_> {
-        let now = self.base.elapsed().as_nanos() as u64;
-        let limit = self.limit.load(Relaxed).max(1);
-        self.deadline.store(now.saturating_add(limit), Relaxed);
-        Clock(self)
-    }
-}
-
-struct Clock<'a>(&'a Budget);
-
-impl Drop for Clock<'_> {
-    fn drop(&mut self) {
-        self.0.deadline.store(0, Relaxed);
-    }
-}
-
-/// Read connections when none is asked for: one per core, at most 8.
-pub fn default_readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().min(8))
 }
 
 impl Store {
