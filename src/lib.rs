@@ -4,14 +4,16 @@
 //! Read in this order; data flows one way, top to bottom (each module's head says what it owns,
 //! leaves out and uses):
 //!
-//! - `server`   the listener, a fixed pool of workers, and `server::handle`, the path every
-//!   request takes: route (panics caught), then count and log.
+//! - `server`   the poller (`server/poller.rs`: listener, waiting connections, deadlines), a
+//!   fixed pool of workers, and `server::handle`, the path every request takes: route (panics
+//!   caught), then count and log.
 //! - `wire`     HTTP/1.1 framing: parse a request head and body within caps, write a response.
 //! - `http`     `Req`, `Reply`, `Facts`, `ApiError` and its single mapping to HTTP.
 //! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.
 //! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
-//! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`. No HTTP.
+//! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
+//!   `budget` (read time budgets). No HTTP.
 //! - `ts`       timestamp grammar, the sortable instant key, the wall clock.
 //! - `metrics`  counters, histogram, Prometheus text.
 //! - `log`      one JSON object per line.
