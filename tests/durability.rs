@@ -116,6 +116,39 @@ fn signed_post(id: &str, close: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+type Writers = (
+    Arc<Mutex<Vec<String>>>,
+    Arc<AtomicBool>,
+    Vec<std::thread::JoinHandle<()>>,
+);
+
+/// `n` threads posting new signed messages (ids `{prefix}{w}-{i}`) until `stop`; every id
+/// answered 200 goes into the list.
+fn writers(addr: std::net::SocketAddr, n: usize, prefix: &'static str) -> Writers {
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = (0..n)
+        .map(|w| {
+            let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("{prefix}{w}-{i}");
+                    let answer = support::try_exchange(addr, &signed_post(&id, true));
+                    if answer
+                        .and_then(|a| support::parse_response(&a))
+                        .is_some_and(|r| r.status == 200)
+                    {
+                        acked.lock().expect("lock").push(id);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    (acked, stop, handles)
+}
+
 #[test]
 fn sigterm_finishes_requests_in_flight_and_keeps_every_acknowledged_one() {
     let dir = support::temp_dir();
@@ -139,27 +172,7 @@ fn sigterm_finishes_requests_in_flight_and_keeps_every_acknowledged_one() {
     };
     let mut halves: Vec<(TcpStream, Vec<u8>)> = (0..4).map(half).collect();
     // Writers keep inserts queued in the group commit up to the moment of the signal and after.
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..6)
-        .map(|w| {
-            let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), bin.addr);
-            std::thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let id = format!("w{w}-{i}");
-                    let answer = support::try_exchange(addr, &signed_post(&id, true));
-                    if answer
-                        .and_then(|a| support::parse_response(&a))
-                        .is_some_and(|r| r.status == 200)
-                    {
-                        acked.lock().expect("lock").push(id);
-                    }
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let (acked, stop, writers) = writers(bin.addr, 6, "w");
     std::thread::sleep(Duration::from_millis(300));
     halves.extend((4..6).map(half));
     bin.send_sigterm();
@@ -225,27 +238,7 @@ fn backup_under_writes_holds_every_acknowledged_message_and_serves() {
         ("WEBHOOK_SECRET", SECRET),
         ("LOG_LEVEL", "ERROR"),
     ]);
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), bin.addr);
-            std::thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let id = format!("b{w}-{i}");
-                    let answer = support::try_exchange(addr, &signed_post(&id, true));
-                    if answer
-                        .and_then(|a| support::parse_response(&a))
-                        .is_some_and(|r| r.status == 200)
-                    {
-                        acked.lock().expect("lock").push(id);
-                    }
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let (acked, stop, writers) = writers(bin.addr, 4, "b");
     std::thread::sleep(Duration::from_millis(300));
     let before: Vec<String> = acked.lock().expect("lock").clone();
     let file = dir.join("backup.db");
