@@ -79,7 +79,7 @@ pub enum Framing {
 }
 
 /// A parsed request head.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Head {
     pub method: String,
     /// The request target as sent (`/path?query`).

@@ -37,24 +37,29 @@ fn binary() -> (Binary, std::sync::MutexGuard<'static, ()>) {
     (bin, turn)
 }
 
+/// Stores one new signed message; it must be a 200.
+fn post(bin: &Binary, id: &str, text: &str) {
+    let body = json!({"message_id": id, "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z",
+        "text": text})
+    .to_string();
+    let sig = sign(SECRET, body.as_bytes());
+    let r = request(
+        bin.addr,
+        "POST",
+        "/webhook",
+        &[("X-Signature", &sig)],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "webhook {id}: {}", r.text());
+}
+
 /// 40 signed webhooks and 40 health checks, one at a time; each must be a 200. Returns the
 /// median latency.
 fn normal_traffic(bin: &Binary, tag: &str) -> Duration {
     let mut took: Vec<Duration> = (0..40)
         .flat_map(|i| {
-            let body = json!({"message_id": format!("{tag}-{i}"), "from": "+1", "to": "+2",
-                "ts": "2025-01-15T10:00:00Z", "text": "normal"})
-            .to_string();
-            let sig = sign(SECRET, body.as_bytes());
             let t = Instant::now();
-            let r = request(
-                bin.addr,
-                "POST",
-                "/webhook",
-                &[("X-Signature", &sig)],
-                body.as_bytes(),
-            );
-            assert_eq!(r.status, 200, "webhook {tag}-{i}: {}", r.text());
+            post(bin, &format!("{tag}-{i}"), "normal");
             let webhook = t.elapsed();
             let t = Instant::now();
             assert_eq!(
@@ -175,18 +180,7 @@ fn clients_that_pipeline_large_pages_and_never_read_cost_nothing() {
     let (bin, _turn) = binary();
     let text = "x".repeat(4000);
     for i in 0..100 {
-        let body = json!({"message_id": format!("big-{i:03}"), "from": "+1", "to": "+2",
-            "ts": "2025-01-15T10:00:00Z", "text": text})
-        .to_string();
-        let sig = sign(SECRET, body.as_bytes());
-        let r = request(
-            bin.addr,
-            "POST",
-            "/webhook",
-            &[("X-Signature", &sig)],
-            body.as_bytes(),
-        );
-        assert_eq!(r.status, 200);
+        post(&bin, &format!("big-{i:03}"), &text);
     }
     // Each asks for 200 pages of about 400 KB and reads none of them.
     let page = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);

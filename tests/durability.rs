@@ -292,23 +292,22 @@ fn backup_under_writes_holds_every_acknowledged_message_and_serves() {
 #[test]
 fn files_that_are_not_ours_are_refused_untouched() {
     let dir = support::temp_dir();
-    let newer = dir.join("newer.db");
-    let c = rusqlite::Connection::open(&newer).expect("create");
-    c.execute_batch("CREATE TABLE messages (message_id TEXT PRIMARY KEY, ts_key TEXT); PRAGMA user_version = 99;")
-        .expect("newer schema");
-    drop(c);
-    let foreign = dir.join("foreign.db");
-    let c = rusqlite::Connection::open(&foreign).expect("create");
-    c.execute_batch(
+    let make = |name: &str, sql: &str| {
+        let path = dir.join(name);
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch(sql))
+            .expect(name);
+        path
+    };
+    let newer = make(
+        "newer.db",
+        "CREATE TABLE messages (message_id TEXT PRIMARY KEY, ts_key TEXT); PRAGMA user_version = 99;",
+    );
+    let foreign = make(
+        "foreign.db",
         "CREATE TABLE messages (id INTEGER, body BLOB); INSERT INTO messages VALUES (1, x'00');",
-    )
-    .expect("foreign table");
-    drop(c);
-    let other_app = dir.join("other.db");
-    let c = rusqlite::Connection::open(&other_app).expect("create");
-    c.execute_batch("CREATE TABLE invoices (n INTEGER);")
-        .expect("other tables");
-    drop(c);
+    );
+    let other_app = make("other.db", "CREATE TABLE invoices (n INTEGER);");
     let not_db = dir.join("notes.db");
     std::fs::write(&not_db, "this is not a database\n".repeat(100)).expect("write");
     for (file, says) in [

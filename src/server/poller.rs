@@ -17,7 +17,7 @@ use super::conn::{Conn, State};
 use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
-use crate::wire::{self, Head, Parse};
+use crate::wire::{self, Parse};
 use crate::{App, lock, router};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
@@ -191,7 +191,12 @@ impl Poller {
                 // A request refused whatever its body is answered now, instead of `100
                 // Continue`, and the connection closed after (its body is never read).
                 match wire::read_head(&mut &conn.buf[..], &b.limits) {
-                    Ok(mut head) if refused_without_body(&self.app, &head) => {
+                    Ok(mut head)
+                        if router::refused_without_body(
+                            &self.app,
+                            &super::to_req(head.clone(), Vec::new()),
+                        ) =>
+                    {
                         head.keep_alive = false;
                         conn.buf.clear();
                         let (body, consumed) = (Vec::new(), 0);
@@ -319,15 +324,4 @@ impl Poller {
         let line = Line::new(Level::Error).str("event", event);
         self.app.log.write(line.str("error", &e.to_string()));
     }
-}
-
-/// Whether the route refuses this request whatever its body (checked before `100 Continue`).
-fn refused_without_body(app: &App, head: &Head) -> bool {
-    let req = Req {
-        method: head.method.clone(),
-        path: head.target.split('?').next().unwrap_or("").to_string(),
-        headers: head.headers.clone(),
-        ..Req::default()
-    };
-    router::refused_without_body(app, &req)
 }
