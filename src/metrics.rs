@@ -9,7 +9,7 @@
 //! Owns: the metric primitives, the service's named metrics, the text rendering.
 //! Left out on purpose: OpenMetrics (`# EOF`), exemplars, timestamps on samples, summaries; the
 //! label values themselves (the router's routes, the webhook's outcomes are given to it).
-//! Uses: `lock`.
+//! Uses: `lock`. Used by `store` for the writer's histograms.
 
 use crate::lock;
 use std::collections::BTreeMap;
@@ -17,40 +17,94 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-/// Histogram upper bounds in seconds: fine below a millisecond, where most answers land, and up to
-/// ten seconds for the slow tail (a stalled client, a busy disk).
-pub const BUCKETS: [f64; 16] = [
+/// Latency bounds in seconds: fine below a millisecond, where most answers land, and up to ten
+/// seconds for the slow tail (a stalled client, a busy disk).
+pub const SECONDS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
 
-/// A latency histogram: one atomic per bucket (not cumulative) plus the overflow slot, and the sum
-/// in nanoseconds. `count` is derived from the buckets, so a snapshot is always self-consistent.
-#[derive(Default)]
+/// Rows-per-commit bounds: powers of two up to the largest batches the writer sees under load.
+pub const ROWS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// A histogram: one atomic per bucket (not cumulative) plus the overflow slot, and the sum in
+/// billionths. `count` is derived from the buckets, so a snapshot is always self-consistent.
 pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_billionths: AtomicU64,
 }
 
 impl Histogram {
-    pub fn observe(&self, seconds: f64) {
-        let slot = BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(BUCKETS.len());
-        self.counts[slot].fetch_add(1, Relaxed);
-        self.sum_nanos.fetch_add((seconds * 1e9) as u64, Relaxed);
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Histogram {
+            bounds,
+            counts,
+            sum_billionths: AtomicU64::new(0),
+        }
     }
 
-    /// Cumulative bucket counts (the last one is `+Inf`, equal to the count) and the sum in seconds.
-    pub fn snapshot(&self) -> ([u64; BUCKETS.len() + 1], f64) {
-        let mut cumulative = [0u64; BUCKETS.len() + 1];
+    pub fn observe(&self, value: f64) {
+        let slot = self
+            .bounds
+            .iter()
+            .position(|&le| value <= le)
+            .unwrap_or(self.bounds.len());
+        self.counts[slot].fetch_add(1, Relaxed);
+        self.sum_billionths.fetch_add((value * 1e9) as u64, Relaxed);
+    }
+
+    /// Cumulative bucket counts (the last one is `+Inf`, equal to the count) and the sum.
+    pub fn snapshot(&self) -> (Vec<u64>, f64) {
         let mut running = 0;
-        for (slot, count) in cumulative.iter_mut().zip(&self.counts) {
-            running += count.load(Relaxed);
-            *slot = running;
+        let cumulative = self.counts.iter().map(|c| {
+            running += c.load(Relaxed);
+            running
+        });
+        (
+            cumulative.collect(),
+            self.sum_billionths.load(Relaxed) as f64 / 1e9,
+        )
+    }
+
+    /// The `_bucket`, `_sum` and `_count` samples of `name` with these labels.
+    fn render(&self, out: &mut String, name: &str, pairs: &[(&str, &str)]) {
+        let (cumulative, sum) = self.snapshot();
+        let les = self
+            .bounds
+            .iter()
+            .map(f64::to_string)
+            .chain(["+Inf".to_string()]);
+        for (le, n) in les.zip(&cumulative) {
+            let l = labels(&[pairs, &[("le", &le)]].concat());
+            let _ = writeln!(out, "{name}_bucket{l} {n}");
         }
-        (cumulative, self.sum_nanos.load(Relaxed) as f64 / 1e9)
+        let l = if pairs.is_empty() {
+            String::new()
+        } else {
+            labels(pairs)
+        };
+        let _ = writeln!(out, "{name}_sum{l} {sum}");
+        let _ = writeln!(out, "{name}_count{l} {}", cumulative[self.bounds.len()]);
+    }
+}
+
+/// What the store's writer reports: how many rows each commit carried and how long it took
+/// (rows, aggregates, text index and the fsync). Owned by the store, rendered here.
+pub struct Writer {
+    pub batch_rows: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Writer {
+    fn default() -> Writer {
+        Writer {
+            batch_rows: Histogram::new(&ROWS),
+            commit_seconds: Histogram::new(&SECONDS),
+        }
     }
 }
 
@@ -98,7 +152,11 @@ impl Metrics {
     pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
         let method = method_label(method);
         *lock(&self.http).entry((method, route, status)).or_default() += 1;
-        let hist = Arc::clone(lock(&self.latency).entry((method, route)).or_default());
+        let hist = Arc::clone(
+            lock(&self.latency)
+                .entry((method, route))
+                .or_insert_with(|| Arc::new(Histogram::new(&SECONDS))),
+        );
         hist.observe(seconds);
     }
 
@@ -110,14 +168,15 @@ impl Metrics {
     }
 
     /// The whole exposition: the service's families, then the process gauges.
-    pub fn render(&self) -> String {
-        let mut out = self.render_service();
+    /// `ready` is the readiness rule's answer now, rendered as `service_ready`.
+    pub fn render(&self, writer: &Writer, ready: bool) -> String {
+        let mut out = self.render_service(writer, ready);
         render_process(&mut out);
         out
     }
 
     /// The service's own families, deterministic for a given history (pinned by a golden test).
-    pub fn render_service(&self) -> String {
+    pub fn render_service(&self, writer: &Writer, ready: bool) -> String {
         let mut out = String::with_capacity(4096);
         family(
             &mut out,
@@ -154,21 +213,10 @@ impl Metrics {
             "Request latency in seconds.",
         );
         for ((method, path), hist) in lock(&self.latency).iter() {
-            let (cumulative, sum) = hist.snapshot();
-            let les = BUCKETS
-                .iter()
-                .map(|b| b.to_string())
-                .chain(["+Inf".to_string()]);
-            for (le, n) in les.zip(cumulative) {
-                let l = labels(&[("method", method), ("path", path), ("le", &le)]);
-                let _ = writeln!(out, "request_latency_seconds_bucket{l} {n}");
-            }
-            let l = labels(&[("method", method), ("path", path)]);
-            let _ = writeln!(out, "request_latency_seconds_sum{l} {sum}");
-            let _ = writeln!(
-                out,
-                "request_latency_seconds_count{l} {}",
-                cumulative[BUCKETS.len()]
+            hist.render(
+                &mut out,
+                "request_latency_seconds",
+                &[("method", method), ("path", path)],
             );
         }
         #[rustfmt::skip] // a table: one sample a line
@@ -183,10 +231,20 @@ impl Metrics {
             ("http_requests_in_progress", "gauge", "Requests being run.", self.in_progress.load(Relaxed) as u64),
             ("db_reads_over_budget_total", "counter",
                 "Reads interrupted at READ_BUDGET_MS.", self.reads_over_budget.load(Relaxed)),
+            ("service_ready", "gauge", "1 when /health/ready would answer 200, else 0.", u64::from(ready)),
         ];
         for (name, kind, help, value) in connections {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        #[rustfmt::skip] // a table: one family a line
+        let writer = [
+            ("db_batch_rows", "Rows written by one commit of the writer.", &writer.batch_rows),
+            ("db_commit_seconds", "Time to write and commit one batch, fsync included.", &writer.commit_seconds),
+        ];
+        for (name, help, hist) in writer {
+            family(&mut out, name, "histogram", help);
+            hist.render(&mut out, name, &[]);
         }
         out
     }
@@ -272,7 +330,7 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative_and_count_matches_inf() {
-        let h = Histogram::default();
+        let h = Histogram::new(&SECONDS);
         for s in [0.00005, 0.0001, 0.0003, 0.002, 20.0] {
             h.observe(s);
         }
@@ -280,8 +338,8 @@ mod tests {
         assert!(c.windows(2).all(|w| w[0] <= w[1]), "cumulative: {c:?}");
         assert_eq!(c[0], 2, "0.00005 and 0.0001 are <= 0.0001");
         assert_eq!(c[2], 3);
-        assert_eq!(c[BUCKETS.len() - 1], 4, "20s is above the last bound");
-        assert_eq!(c[BUCKETS.len()], 5, "+Inf holds every observation");
+        assert_eq!(c[SECONDS.len() - 1], 4, "20s is above the last bound");
+        assert_eq!(c[SECONDS.len()], 5, "+Inf holds every observation");
         assert!((sum - 20.00245).abs() < 1e-6, "sum {sum}");
     }
 
@@ -297,6 +355,10 @@ mod tests {
         m.record_request("POST", "/webhook", 200, 0.003);
         m.record_request("BREW", "other", 404, 0.0002);
         m.record_webhook("created");
+        let writer = Writer::default();
+        writer.batch_rows.observe(3.0);
+        writer.batch_rows.observe(1.0);
+        writer.commit_seconds.observe(0.004);
         let mut want = String::from(
             "# HELP http_requests_total Total HTTP requests.\n\
              # TYPE http_requests_total counter\n\
@@ -354,8 +416,29 @@ mod tests {
                  http_requests_in_progress 0\n\
                  # HELP db_reads_over_budget_total Reads interrupted at READ_BUDGET_MS.\n\
                  # TYPE db_reads_over_budget_total counter\n\
-                 db_reads_over_budget_total 0\n";
-        assert_eq!(m.render_service(), want);
+                 db_reads_over_budget_total 0\n\
+                 # HELP service_ready 1 when /health/ready would answer 200, else 0.\n\
+                 # TYPE service_ready gauge\n\
+                 service_ready 1\n\
+                 # HELP db_batch_rows Rows written by one commit of the writer.\n\
+                 # TYPE db_batch_rows histogram\n";
+        for (le, n) in [
+            "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "+Inf",
+        ]
+        .iter()
+        .zip([1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+        {
+            want += &format!("db_batch_rows_bucket{{le=\"{le}\"}} {n}\n");
+        }
+        want += "db_batch_rows_sum 4\ndb_batch_rows_count 2\n\
+                 # HELP db_commit_seconds Time to write and commit one batch, fsync included.\n\
+                 # TYPE db_commit_seconds histogram\n";
+        for (i, le) in les.iter().enumerate() {
+            let n = u8::from(i >= 5);
+            want += &format!("db_commit_seconds_bucket{{le=\"{le}\"}} {n}\n");
+        }
+        want += "db_commit_seconds_sum 0.004\ndb_commit_seconds_count 1\n";
+        assert_eq!(m.render_service(&writer, true), want);
     }
 
     #[test]

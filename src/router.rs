@@ -35,12 +35,14 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
         ("/messages", "GET") => messages::list(app, req),
         ("/stats", "GET") => messages::stats(app, req),
         ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),
-        ("/health/ready", "GET") => Ok(ready(app)),
-        ("/metrics", "GET") => Ok(Reply::bytes(
-            200,
-            metrics::CONTENT_TYPE,
-            app.metrics.render().into_bytes(),
-        )),
+        ("/health/ready", "GET") => Ok(match ready(app) {
+            Ok(()) => Reply::json(200, &json!({"status": "ok"})),
+            Err(reason) => Reply::json(503, &json!({"status": "not_ready", "reason": reason})),
+        }),
+        ("/metrics", "GET") => {
+            let text = app.metrics.render(&app.store.writer, ready(app).is_ok());
+            Ok(Reply::bytes(200, metrics::CONTENT_TYPE, text.into_bytes()))
+        }
         ("/openapi.json", "GET") => Ok(Reply::bytes(
             200,
             "application/json",
@@ -72,19 +74,19 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 /// Ready when a real query against the messages table succeeds, the database file is in place
-/// and writable (probed after a failed write), and a secret is configured.
-fn ready(app: &App) -> Reply {
+/// and writable (probed after a failed write), and a secret is configured; else the reason.
+/// /metrics reports the same rule as `service_ready`, so an alert needs no prober.
+fn ready(app: &App) -> Result<(), &'static str> {
     // The write check first: it also reopens a database file that was replaced.
-    let reason = if app.store.check_writable().is_err() {
-        "storage unavailable"
+    if app.store.check_writable().is_err() {
+        Err("storage unavailable")
     } else if app.store.ping().is_err() {
-        "database unavailable"
+        Err("database unavailable")
     } else if app.config.secret.is_none() {
-        "WEBHOOK_SECRET not configured"
+        Err("WEBHOOK_SECRET not configured")
     } else {
-        return Reply::json(200, &json!({"status": "ok"}));
-    };
-    Reply::json(503, &json!({"status": "not_ready", "reason": reason}))
+        Ok(())
+    }
 }
 
 /// Test builds only: panic on purpose, to prove a panic costs one request.

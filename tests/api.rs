@@ -216,6 +216,7 @@ fn without_a_secret_webhooks_are_503_and_not_ready() {
                 json!({"status": "not_ready", "reason": "WEBHOOK_SECRET not configured"})
             )
         );
+        assert_eq!(s.metrics().0.get("service_ready"), Some(&0.0));
         assert_eq!(s.get("/health/live").json(), json!({"status": "ok"}));
         assert_eq!(total(&s), 0);
     }
@@ -232,6 +233,7 @@ fn health_when_ready() {
             "{path}"
         );
     }
+    assert_eq!(s.metrics().0.get("service_ready"), Some(&1.0));
 }
 
 /// Posts `raw` signed and returns the 422 detail list.

@@ -124,6 +124,7 @@ fn a_full_disk_is_503_and_recovers() {
     );
     let metrics = s.metrics();
     assert!(metrics.get("webhook_requests_total{result=\"storage_error\"}") >= 3.0);
+    assert_eq!(metrics.0.get("service_ready"), Some(&0.0));
     // The fault goes away: more room. The service recovers without a restart.
     fs.resize("8m");
     assert_eq!(ready(&s).0, 200);

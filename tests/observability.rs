@@ -273,23 +273,7 @@ fn the_binary_writes_only_json_lines_and_exits_cleanly_on_sigterm() {
 
 #[test]
 fn promtool_accepts_the_live_exposition() {
-    let promtool = ["PROMTOOL"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .chain(
-            [
-                "target/tools/promtool",
-                "/usr/bin/promtool",
-                "/usr/local/bin/promtool",
-            ]
-            .map(String::from),
-        )
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(promtool) = promtool else {
-        support::skip_or_fail(
-            "promtool",
-            "promtool not found (make test installs it into target/tools)",
-        );
+    let Some(promtool) = support::promtool() else {
         return;
     };
     let s = TestServer::start();

@@ -4,12 +4,13 @@
 //! Owns: the queue of waiting rows, the leader who writes them, the guard that hands leadership
 //! on even when the leader panics, and the write of one batch (rows and aggregates together).
 //! Leaves out: reading (`mod`), what hour and text-index bookkeeping mean (`hours`, `search`).
-//! Uses: rusqlite, `hours`, `search`, `lock`.
+//! Uses: rusqlite, `hours`, `search`, `lock`, `metrics::Writer` (through the `Store`).
 
 use super::{Error, Inserted, Message, Store, hours, lock, search};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
 
 /// One row waiting to be written, and where its outcome goes.
 pub(super) struct Job {
@@ -100,12 +101,18 @@ impl Store {
     }
 
     /// Writes a batch in one transaction (all rows commit together or none do), after checking
-    /// the file is still in place; remembers whether it failed, for readiness.
+    /// the file is still in place; remembers whether it failed, for readiness, and reports the
+    /// batch's size and time to the writer's metrics.
     fn write_batch(&self, batch: &[Job]) -> Result<HashMap<u64, Inserted>, Error> {
         let mut conn = lock(&self.write);
+        let started = Instant::now();
         let result = self
             .ensure_file(&mut conn)
             .and_then(|()| write_rows(&mut conn, batch));
+        self.writer
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.writer.batch_rows.observe(batch.len() as f64);
         self.write_failing.store(result.is_err(), SeqCst);
         result
     }

@@ -14,7 +14,7 @@
 //! `text_fold`), the aggregates `senders`, `counters` and `hours` kept in the insert
 //! transaction, the text index `messages_fts`, and `probe` for the write check.
 //! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
-//! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`.
+//! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`, `crate::metrics::Writer`.
 
 mod budget;
 mod commit;
@@ -135,6 +135,8 @@ pub struct Store {
     done: Condvar,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
+    /// Rows per commit and commit time, rendered on /metrics.
+    pub writer: crate::metrics::Writer,
 }
 
 impl Store {
@@ -188,6 +190,7 @@ impl Store {
             queue: Mutex::default(),
             done: Condvar::new(),
             write_failing: AtomicBool::new(false),
+            writer: Default::default(),
         })
     }
 

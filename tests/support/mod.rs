@@ -42,6 +42,29 @@ pub fn skip_or_fail(name: &str, why: &str) {
     eprintln!("SKIPPED on request (SKIP_TESTS={name}): {why}");
 }
 
+/// promtool's path: `$PROMTOOL`, the copy `make test` installs, or the system's. None (after
+/// `skip_or_fail`) when there is none.
+pub fn promtool() -> Option<String> {
+    let found = std::env::var("PROMTOOL")
+        .into_iter()
+        .chain(
+            [
+                "target/tools/promtool",
+                "/usr/bin/promtool",
+                "/usr/local/bin/promtool",
+            ]
+            .map(String::from),
+        )
+        .find(|p| std::path::Path::new(p).exists());
+    if found.is_none() {
+        skip_or_fail(
+            "promtool",
+            "promtool not found (make test installs it into target/tools)",
+        );
+    }
+    found
+}
+
 /// The log lines a test server wrote.
 #[derive(Clone, Default)]
 pub struct LogBuf(pub Capture);

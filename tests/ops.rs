@@ -1,0 +1,201 @@
+//! The operators' pack in `ops/`: the alert rules pass `promtool check rules` and their unit
+//! tests, every expression of the rules and the dashboard parses, and every metric they name is
+//! in a live /metrics of the real binary, so a metric renamed in the code fails here.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::process::Command;
+use support::{Binary, request};
+
+/// Runs promtool with `args`; panics with its output unless it succeeds.
+fn promtool(promtool: &str, args: &[&str]) {
+    let out = Command::new(promtool)
+        .args(args)
+        .output()
+        .expect("run promtool");
+    let said = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned();
+    assert!(out.status.success(), "promtool {args:?}: {said}");
+}
+
+/// Every PromQL expression of the pack, Grafana's variables replaced by values PromQL accepts.
+fn expressions() -> Vec<String> {
+    let rules = std::fs::read_to_string("ops/alerts.yml").expect("ops/alerts.yml");
+    let mut exprs: Vec<String> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .map(|e| e.trim().to_string())
+        .collect();
+    assert!(
+        exprs
+            .iter()
+            .all(|e| !e.is_empty() && !e.starts_with(['|', '>'])),
+        "every expr in alerts.yml is on one line: {exprs:?}"
+    );
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string("ops/dashboard.json").expect("dashboard"))
+            .expect("dashboard.json is JSON");
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v) {
+                ("expr", Value::String(e)) => out.push(e.clone()),
+                _ => walk(v, out),
+            }),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let before = exprs.len();
+    walk(&dashboard, &mut exprs);
+    assert!(
+        exprs.len() > before + 10,
+        "the dashboard's panels have expressions"
+    );
+    exprs
+        .into_iter()
+        .map(|e| {
+            e.replace("$__rate_interval", "5m")
+                .replace("$instance", ".*")
+        })
+        .collect()
+}
+
+/// The metric names an expression reads: identifiers outside label matchers, strings and
+/// ranges, that are not functions, keywords, or the label lists of `by (...)` and its kin.
+fn metric_names(expr: &str) -> Vec<String> {
+    const KEYWORDS: [&str; 5] = ["and", "or", "unless", "bool", "offset"];
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let mut names = Vec::new();
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(close) = match c {
+            '{' => Some('}'),
+            '[' => Some(']'),
+            '"' => Some('"'),
+            _ => None,
+        } {
+            i += 1 + chars[i + 1..]
+                .iter()
+                .position(|&x| x == close)
+                .expect("closed");
+        } else if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let rest: String = chars[i..]
+                .iter()
+                .collect::<String>()
+                .trim_start()
+                .to_string();
+            if GROUPING.contains(&word.as_str()) {
+                // Skip the label list that follows.
+                i += chars[i..]
+                    .iter()
+                    .position(|&x| x == ')')
+                    .expect("label list")
+                    + 1;
+            } else if !c.is_ascii_digit() // a number or a duration
+                && !rest.starts_with('(') // a function
+                && !rest.starts_with("by") // an aggregation: `sum by (...)`
+                && !rest.starts_with("without")
+                && !KEYWORDS.contains(&word.as_str())
+            {
+                names.push(word);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_read_from_expressions() {
+    assert_eq!(
+        metric_names(
+            r#"histogram_quantile(0.99, sum by (instance, le) (rate(a_bucket{path=~"/x|y"}[5m]))) > 0.1 and on (x) b_total offset 5m"#
+        ),
+        ["a_bucket", "b_total"]
+    );
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    let Some(p) = support::promtool() else {
+        return;
+    };
+    promtool(&p, &["check", "rules", "ops/alerts.yml"]);
+    promtool(&p, &["test", "rules", "ops/alerts_test.yml"]);
+}
+
+#[test]
+fn every_expression_parses_and_reads_only_metrics_the_binary_exports() {
+    let exprs = expressions();
+    if let Some(p) = support::promtool() {
+        // Written as recording rules, promtool parses each expression.
+        let rules: Vec<Value> = (exprs.iter().enumerate())
+            .map(|(n, e)| json!({"record": format!("pack:expr_{n}"), "expr": e}))
+            .collect();
+        let file = support::temp_dir().join("exprs.yml");
+        let doc = json!({"groups": [{"name": "pack", "rules": rules}]});
+        std::fs::write(&file, doc.to_string()).expect("write rules");
+        promtool(&p, &["check", "rules", file.to_str().expect("path")]);
+    }
+    let mut b = Binary::start(&[("WEBHOOK_SECRET", support::SECRET)]);
+    let body = json!({"message_id": "m1", "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z"})
+        .to_string();
+    let sig = support::sign(support::SECRET, body.as_bytes());
+    let r = request(
+        b.addr,
+        "POST",
+        "/webhook",
+        &[("X-Signature", &sig)],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let text = request(b.addr, "GET", "/metrics", &[], b"").text();
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert_eq!(
+        sample("db_batch_rows_count"),
+        Some(1.0),
+        "the writer counts its commit"
+    );
+    assert_eq!(sample("db_batch_rows_sum"), Some(1.0));
+    assert_eq!(sample("db_commit_seconds_count"), Some(1.0));
+    assert_eq!(sample("service_ready"), Some(1.0));
+    let mut used = BTreeSet::new();
+    for e in &exprs {
+        used.extend(metric_names(e));
+    }
+    // `up` is written by Prometheus itself for every target, never by an exporter.
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|n| *n != "up" && !exported.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the pack uses metrics /metrics does not have: {missing:?}\n{text}"
+    );
+    assert!(used.len() >= 15, "{used:?}");
+    b.terminate();
+}
