@@ -5,7 +5,7 @@ IMAGE ?= webhook-api
 DOCKER ?= docker
 # The published port follows PORT: from the caller, else the env file, else 8000.
 PORT ?= $(or $(shell sed -n 's/^PORT=//p' $(ENV_FILE) 2>/dev/null),8000)
-.PHONY: help run test loc lint mutants fuzz schemathesis bench static footprint up restart dev down delete-data backup logs test-docker
+.PHONY: help run test loc lint mutants fuzz schemathesis bench static footprint image up restart dev down delete-data backup logs test-docker
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -46,8 +46,14 @@ loc: ## non-test lines of each file in src/ (its lines before #[cfg(test)]); bud
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings
 
-up: ## build the image and (re)start the container on $PORT, keeping the data volume; also the upgrade path
-	$(DOCKER) build -t $(IMAGE) . && ($(DOCKER) rm -f $(IMAGE) >/dev/null 2>&1 || true) && $(DOCKER) run -d --name $(IMAGE) -p $(PORT):$(PORT) -e PORT=$(PORT) -v $(IMAGE)-data:/data --env-file $(ENV_FILE) $(IMAGE)
+# Extra `docker run` flags (the podman check passes its runtime and ulimits here).
+RUN_FLAGS ?=
+
+image: ## build the image (make up does this first)
+	$(DOCKER) build -t $(IMAGE) .
+
+up: image ## build the image and (re)start the container on $PORT, keeping the data volume; also the upgrade path
+	($(DOCKER) rm -f $(IMAGE) >/dev/null 2>&1 || true) && $(DOCKER) run -d --name $(IMAGE) $(RUN_FLAGS) -p $(PORT):$(PORT) -e PORT=$(PORT) -v $(IMAGE)-data:/data --env-file $(ENV_FILE) $(IMAGE)
 
 restart: ## restart the container (SIGTERM, then start again); the data stays
 	$(DOCKER) restart $(IMAGE)
