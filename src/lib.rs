@@ -13,14 +13,15 @@
 //! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
-//!   `budget` (read time budgets). No HTTP.
+//!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
 //! - `ts`       timestamp grammar, the sortable instant key, the wall clock.
 //! - `metrics`  counters, histogram, Prometheus text.
 //! - `log`      one JSON object per line.
 //! - `config`   environment variables: the table and the parsing.
 //!
-//! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike),
-//! `Running` (`addr()`, `stop()`), and `lock`, the one poisoned-lock rule.
+//! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike; it
+//! runs an adoption in the background), `Running` (`addr()`, `stop()`), and `lock`, the one
+//! poisoned-lock rule.
 
 pub mod config;
 pub mod http;
@@ -112,7 +113,37 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
                 c.secret.is_some() && c.secret_previous.is_some(),
             ),
     );
+    if app.store.adopting() {
+        let app = Arc::clone(&app);
+        std::thread::spawn(move || adopt(&app));
+    }
     Ok(Running { app, server })
+}
+
+/// Adopts a FastAPI service's database while the server answers (not ready until done), with a
+/// progress line per batch. A failure is logged and leaves the service not ready; the next start
+/// resumes where the last batch ended.
+fn adopt(app: &App) {
+    let started = std::time::Instant::now();
+    let progress = |event: &str, done: i64, total: i64| {
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        app.log.write(
+            (Line::new(Level::Info).str("event", event))
+                .raw("rows_done", done)
+                .raw("rows_total", total)
+                .raw("rows_per_second", rate.round()),
+        );
+    };
+    let mut last = (0, 0);
+    match app.store.adopt(|done, total| {
+        last = (done, total);
+        progress("adopting", done, total);
+    }) {
+        Ok(()) => progress("adopted", last.0, last.1),
+        Err(e) => app.log.write(
+            (Line::new(Level::Error).str("event", "adoption_failed")).str("error", &e.to_string()),
+        ),
+    }
 }
 
 impl Running {

@@ -78,7 +78,9 @@ pub fn route_label(path: &str) -> &'static str {
 /// /metrics reports the same rule as `service_ready`, so an alert needs no prober.
 fn ready(app: &App) -> Result<(), &'static str> {
     // The write check first: it also reopens a database file that was replaced.
-    if app.store.check_writable().is_err() {
+    if app.store.adopting() {
+        Err("adopting the database (see the adoption log lines)")
+    } else if app.store.check_writable().is_err() {
         Err("storage unavailable")
     } else if app.store.ping().is_err() {
         Err("database unavailable")

@@ -24,6 +24,39 @@ pub fn parse_message_ts(s: &str) -> Option<String> {
     Some(key(dt))
 }
 
+/// The key of a `ts` stored by the FastAPI service this one replaces, which accepted more than a
+/// webhook may send now: `T` or a space between date and time, the time as `HH`, `HH:MM` or
+/// `HH:MM:SS`, a fraction of any length after `.` or `,` (digits past the ninth ignored), then
+/// `Z`. Anything else keeps its text as its key, so it sorts by its text among the instants.
+pub fn legacy_key(s: &str) -> String {
+    let parse = || {
+        let b = s.strip_suffix('Z')?.as_bytes();
+        if b.len() < 13 || !matches!(b[10], b'T' | b' ') {
+            return None;
+        }
+        let date = parse_date(&b[..10])?;
+        let (mut minute, mut second, mut nanos, mut rest) = (0, 0, 0, &b[13..]);
+        if let [b':', m1, m2, tail @ ..] = rest {
+            (minute, rest) = (two_digits(*m1, *m2)?, tail);
+            if let [b':', s1, s2, tail @ ..] = rest {
+                (second, rest) = (two_digits(*s1, *s2)?, tail);
+                if let [b'.' | b',', digits @ ..] = rest {
+                    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                        return None;
+                    }
+                    let padded = digits.iter().chain([b'0'; 9].iter()).take(9);
+                    nanos = padded.fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+                    rest = &[];
+                }
+            }
+        }
+        let time = Time::from_hms_nano(two_digits(b[11], b[12])?, minute, second, nanos).ok()?;
+        rest.is_empty()
+            .then(|| key(PrimitiveDateTime::new(date, time)))
+    };
+    parse().unwrap_or_else(|| s.to_string())
+}
+
 /// Parses a `since` filter: a date alone (midnight UTC), or a date-time with `Z` or a numeric offset
 /// `±HH:MM`. A space where the offset sign should be is read as `+`, because a raw `+` in a query
 /// string arrives as a space. Returns the sortable key of the instant, clamped to the key range.
@@ -167,6 +200,41 @@ fn two_digits(a: u8, b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_forms_get_the_key_of_their_instant() {
+        for (ts, want) in [
+            ("2025-01-15T10:00:00Z", "2025-01-15T10:00:00.000000000Z"),
+            ("2025-01-15T10:00Z", "2025-01-15T10:00:00.000000000Z"),
+            ("2025-01-15 10:00:00Z", "2025-01-15T10:00:00.000000000Z"),
+            ("2025-01-15T10Z", "2025-01-15T10:00:00.000000000Z"),
+            ("2025-01-15T10:00:00.5Z", "2025-01-15T10:00:00.500000000Z"),
+            (
+                "2025-01-15 10:00:00,123456789123Z",
+                "2025-01-15T10:00:00.123456789Z",
+            ),
+            (
+                "2024-02-29T23:59:59.000001Z",
+                "2024-02-29T23:59:59.000001000Z",
+            ),
+        ] {
+            assert_eq!(legacy_key(ts), want, "{ts}");
+        }
+        for odd in [
+            "2025-01-15T10:00:00",
+            "2025-02-30T10:00:00Z",
+            "2025-01-15T24:00:00Z",
+            "2025-01-15T10:00:00.Z",
+            "2025-01-15T10:0Z",
+            "2025-01-15x10:00:00Z",
+            "garbage Z",
+            "2025-01-15T10:00:00+00:00Z",
+            "２０２５-01-15T10:00:00Z",
+            "",
+        ] {
+            assert_eq!(legacy_key(odd), odd, "{odd} sorts by its text");
+        }
+    }
 
     #[test]
     fn message_ts_accepts_the_strict_form_only() {

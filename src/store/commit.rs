@@ -106,8 +106,8 @@ impl Store {
     fn write_batch(&self, batch: &[Job]) -> Result<HashMap<u64, Inserted>, Error> {
         let mut conn = lock(&self.write);
         let started = Instant::now();
-        let result = self
-            .ensure_file(&mut conn)
+        let result = (self.usable())
+            .and_then(|()| self.ensure_file(&mut conn))
             .and_then(|()| write_rows(&mut conn, batch));
         self.writer
             .commit_seconds

@@ -9,13 +9,15 @@
 //! - `search`  text folding, the trigram index and the "text contains q" condition.
 //! - `hours`   hour buckets for `since` totals and deep offsets.
 //! - `budget`  each read's time budget, and the default number of read connections.
+//! - `adopt`   adopting in place a database the FastAPI service wrote.
 //!
-//! Tables: `messages` (the spec's six columns plus `ts_key`, the sortable instant, and
+//! Tables: `messages` (a message's six columns plus `ts_key`, the sortable instant, and
 //! `text_fold`), the aggregates `senders`, `counters` and `hours` kept in the insert
 //! transaction, the text index `messages_fts`, and `probe` for the write check.
 //! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
 //! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`, `crate::metrics::Writer`.
 
+mod adopt;
 mod budget;
 mod commit;
 mod hours;
@@ -137,6 +139,8 @@ pub struct Store {
     write_failing: AtomicBool,
     /// Rows per commit and commit time, rendered on /metrics.
     pub writer: crate::metrics::Writer,
+    /// Set while a FastAPI database is being adopted (`adopt`): every read and write refuses.
+    adopting: AtomicBool,
 }
 
 impl Store {
@@ -154,11 +158,11 @@ impl Store {
         readers: usize,
     ) -> Result<Store, Error> {
         let limit = Arc::new(AtomicU64::new(2_000_000_000));
-        let (path, mut write, read) = match location {
+        let (path, mut write, read, adopting) = match location {
             DbLocation::Memory => {
                 let conn = Connection::open_in_memory()?;
                 schema::create(&conn)?;
-                (None, conn, Vec::new())
+                (None, conn, Vec::new(), false)
             }
             DbLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -169,8 +173,8 @@ impl Store {
                         ))
                     })?;
                 }
-                let (write, read) = schema::connect(path, busy_timeout, readers.max(1))?;
-                (Some(path.clone()), write, read)
+                let (write, read, adopting) = schema::connect(path, busy_timeout, readers.max(1))?;
+                (Some(path.clone()), write, read, adopting)
             }
         };
         let mut readers = Vec::with_capacity(read.len());
@@ -191,6 +195,7 @@ impl Store {
             done: Condvar::new(),
             write_failing: AtomicBool::new(false),
             writer: Default::default(),
+            adopting: AtomicBool::new(adopting),
         })
     }
 
@@ -204,6 +209,7 @@ impl Store {
     /// every shortcut: aggregates for totals, the trigram index for `q`, hour buckets for deep
     /// offsets (a test compares each with a plain model of the rows).
     pub fn list(&self, f: &Filter) -> Result<Page, Error> {
+        self.usable()?;
         let q = f.q.as_deref().map(fold);
         let mut w = Where::default();
         if let Some(from) = &f.from {
@@ -274,6 +280,7 @@ impl Store {
     /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
     /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
+        self.usable()?;
         let (mut conn, budget) = self.reader();
         let _clock = budget.start();
         let tx = conn.transaction()?;
@@ -304,6 +311,7 @@ impl Store {
 
     /// A real query against the messages table, for readiness.
     pub fn ping(&self) -> Result<(), Error> {
+        self.usable()?;
         self.reader().0.query_row(
             "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
             [],
@@ -317,6 +325,7 @@ impl Store {
     /// clears the failure flag. A smaller probe can slip into space a failed batch freed and
     /// report ready while real batches still fail.
     pub fn check_writable(&self) -> Result<(), Error> {
+        self.usable()?;
         let mut conn = lock(&self.write);
         self.ensure_file(&mut conn)?;
         if self.write_failing.load(SeqCst) {
@@ -341,7 +350,13 @@ impl Store {
             .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
         let mut known = lock(&self.file_id);
         if *known != Some(current) {
-            let (w, readers) = schema::connect(path, self.busy_timeout, self.read.len())?;
+            let (w, readers, adopting) = schema::connect(path, self.busy_timeout, self.read.len())?;
+            if adopting {
+                return Err(Error::Failed(format!(
+                    "{} was replaced by a database to adopt: restart the service",
+                    path.display()
+                )));
+            }
             *write = w;
             for ((conn, budget), mut fresh) in self.read.iter().zip(readers) {
                 budget.rewatch(&mut fresh)?;
@@ -813,9 +828,10 @@ mod tests {
                 "not this service's",
             ),
             (
-                "fastapi.db",
+                // Two of the FastAPI service's columns only: not its table, not adopted.
+                "partial.db",
                 "CREATE TABLE messages (message_id TEXT, from_msisdn TEXT);",
-                "FastAPI",
+                "not this service's",
             ),
             (
                 "other.db",

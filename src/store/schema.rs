@@ -2,18 +2,19 @@
 //! settings durability rests on.
 //!
 //! Owns: the DDL (every statement idempotent, so opening an existing file changes nothing), the
-//! back-fill of aggregates for a file that predates them, the connection pragmas.
+//! back-fill of aggregates for a file that predates them, the connection pragmas, and which
+//! files are refused, adopted (`adopt`) or brought up to date.
 //! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`).
-//! Uses: rusqlite.
+//! Uses: rusqlite, `adopt` (to begin an adoption).
 
-use super::Error;
+use super::{Error, adopt};
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
-/// The spec's `messages` table (its six columns readable by any SQLite tool) plus two derived
+/// The API's `messages` table (its six columns readable by any SQLite tool) plus two derived
 /// columns, and the tables that keep totals, top senders, hour counts and the text index current.
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     message_id  TEXT PRIMARY KEY,
     from_msisdn TEXT NOT NULL,
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS probe (b BLOB);
 
 /// Fills the aggregates and the text index from the table when they are new (a database from
 /// before they existed).
-const BACKFILL: &str = "
+pub(super) const BACKFILL: &str = "
 INSERT INTO hours SELECT substr(ts_key, 1, 13), count(*) FROM messages
     WHERE NOT EXISTS (SELECT 1 FROM counters) GROUP BY 1;
 INSERT INTO senders SELECT from_msisdn, count(*) FROM messages
@@ -56,22 +57,39 @@ INSERT OR IGNORE INTO counters VALUES ('fts_rowid', 0);
 
 /// The schema version this binary writes, kept in `PRAGMA user_version`. Version 1 is the
 /// schema above; files from before versioning (0, with our columns) are brought to it.
-const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 1;
 
 /// Creates what is missing in an open database (a new file, or memory) and records the version.
 pub fn create(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} {BACKFILL} PRAGMA user_version = {VERSION}; COMMIT;"
-    ))
-    .inspect_err(|_| {
-        let _ = conn.execute_batch("ROLLBACK");
-    })?;
+    in_transaction(
+        conn,
+        &format!("{SCHEMA} {BACKFILL} PRAGMA user_version = {VERSION};"),
+    )
+}
+
+/// Runs `sql` in one write transaction: all of it commits, or none of it.
+pub(super) fn in_transaction(conn: &Connection, sql: &str) -> Result<(), Error> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
     Ok(())
+}
+
+/// What `check_ours` found.
+#[derive(PartialEq)]
+enum Found {
+    /// Ours (or a new, empty file): bring the schema up to date.
+    Ours,
+    /// The FastAPI service's database, not yet touched.
+    Legacy,
+    /// An adoption that has begun (`adopt`), to be resumed.
+    Adopting,
 }
 
 /// Refuses, before anything is written, a file this binary must not touch: not an SQLite
 /// database, a newer schema version, or another application's tables.
-fn check_ours(conn: &Connection, path: &Path) -> Result<(), Error> {
+fn check_ours(conn: &Connection, path: &Path) -> Result<Found, Error> {
     let refuse = |why: String| {
         Err(Error::Failed(format!(
             "{}: {why}; left untouched",
@@ -91,27 +109,29 @@ fn check_ours(conn: &Connection, path: &Path) -> Result<(), Error> {
         .prepare("SELECT name FROM pragma_table_info('messages')")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     match (columns.is_empty(), columns.iter().any(|c| c == "ts_key")) {
-        (true, _) if tables > 0 => refuse("it holds another application's tables".into()),
-        (false, false) if columns.iter().any(|c| c == "from_msisdn") => refuse(
-            "a database of the FastAPI service (no ts_key column): adopting it is not supported yet".into(),
-        ),
+        (true, _) if !tables.is_empty() => refuse("it holds another application's tables".into()),
+        (false, false) if columns == adopt::LEGACY_COLUMNS && version == 0 => Ok(Found::Legacy),
         (false, false) => refuse("its messages table is not this service's".into()),
-        _ => Ok(()),
+        _ if tables.iter().any(|t| t == "adoption") => Ok(Found::Adopting),
+        _ => Ok(Found::Ours),
     }
 }
 
 /// Opens the write connection and `readers` read connections on `path` with our pragmas and
-/// schema.
+/// schema. The flag says the file is being adopted (`adopt`): the schema is complete only after.
 pub fn connect(
     path: &Path,
     busy_timeout: Duration,
     readers: usize,
-) -> Result<(Connection, Vec<Connection>), Error> {
+) -> Result<(Connection, Vec<Connection>, bool), Error> {
     let write = Connection::open(path)?;
     write.busy_timeout(busy_timeout)?;
-    check_ours(&write, path)?;
+    let found = check_ours(&write, path)?;
     // `journal_mode` answers with a row, so it is read rather than executed.
     let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
@@ -126,7 +146,11 @@ pub fn connect(
          PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 67108864;
          PRAGMA hard_heap_limit = 67108864;",
     )?;
-    create(&write)?;
+    match found {
+        Found::Ours => create(&write)?,
+        Found::Legacy => adopt::begin(&write)?,
+        Found::Adopting => {}
+    }
     let read = (0..readers)
         .map(|_| {
             let read = Connection::open(path)?;
@@ -135,7 +159,7 @@ pub fn connect(
             Ok(read)
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    Ok((write, read))
+    Ok((write, read, found != Found::Ours))
 }
 
 /// What a finished backup holds.

@@ -1,0 +1,130 @@
+//! Adoption in place of a database the FastAPI service wrote: its `messages` table (a message's
+//! six columns, `message_id` the primary key) gains our derived columns and tables, row by row
+//! in batches, resumable after a crash at any point.
+//!
+//! Owns: the three stages (begin, batches, finish), the resume mark, and the `Store`'s
+//! `adopting` state (every read and write refuses until `Store::adopt` has finished).
+//! Every row keeps its bytes; only `ts_key` and `text_fold` are added (a `ts` in a form we do not
+//! know sorts by its text, `ts::legacy_key`). The FastAPI indexes are dropped: ours replace them.
+//! Leaves out: when to run and what to log (`Store::adopt`, called by `start`), the schema itself.
+//! Uses: rusqlite, `schema` (DDL, backfill, version), `search::fold`, `ts::legacy_key`, the
+//! `Store`'s write connection.
+
+use super::{Error, Store, lock, schema, search};
+use rusqlite::{Connection, params};
+use std::sync::atomic::Ordering::SeqCst;
+
+impl Store {
+    /// Whether the file is a FastAPI service's database still being adopted: `adopt` must run
+    /// before anything is read or written.
+    pub fn adopting(&self) -> bool {
+        self.adopting.load(SeqCst)
+    }
+
+    /// Adopts the file in batches (one transaction each, so a crash resumes at the next open),
+    /// reporting (rows done, rows in all) after each; then the store serves.
+    pub fn adopt(&self, mut progress: impl FnMut(i64, i64)) -> Result<(), Error> {
+        loop {
+            let mut conn = lock(&self.write);
+            let Some((done, total)) = step(&mut conn)? else {
+                finish(&conn)?;
+                self.adopting.store(false, SeqCst);
+                return Ok(());
+            };
+            drop(conn);
+            progress(done, total);
+        }
+    }
+
+    /// Refuses while the file is being adopted.
+    pub(super) fn usable(&self) -> Result<(), Error> {
+        match self.adopting() {
+            true => Err(Error::Failed("the database is being adopted".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Rows per transaction: big enough that fsyncs do not dominate, small enough that a kill -9
+/// loses little work and a progress line comes every second or so.
+pub const BATCH: i64 = 50_000;
+
+/// The FastAPI service's columns, in its order: a table with exactly these is adopted.
+pub const LEGACY_COLUMNS: [&str; 6] = [
+    "message_id",
+    "from_msisdn",
+    "to_msisdn",
+    "ts",
+    "text",
+    "created_at",
+];
+
+/// Stage 1, one transaction: our columns and tables, and the resume mark (`adoption.done`, the
+/// last rowid adopted). Until `finish` drops the mark, opening the file resumes.
+pub fn begin(conn: &Connection) -> Result<(), Error> {
+    schema::in_transaction(
+        conn,
+        &format!(
+            "ALTER TABLE messages ADD COLUMN ts_key TEXT;
+             ALTER TABLE messages ADD COLUMN text_fold TEXT;
+             DROP INDEX IF EXISTS ix_messages_message_id;
+             DROP INDEX IF EXISTS ix_messages_ts;
+             DROP INDEX IF EXISTS ix_messages_from_msisdn;
+             {}
+             CREATE TABLE adoption (done INTEGER NOT NULL);
+             INSERT INTO adoption VALUES (0);",
+            schema::SCHEMA
+        ),
+    )
+}
+
+/// Stage 2: derives the keys of the next `BATCH` rows in rowid order and indexes their text, in
+/// one transaction with the resume mark. Returns (rows done, rows in all), or `None` when none
+/// was left.
+pub fn step(conn: &mut Connection) -> Result<Option<(i64, i64)>, Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let done: i64 = tx.query_row("SELECT done FROM adoption", [], |r| r.get(0))?;
+    let rows: Vec<(i64, String, Option<String>)> = tx
+        .prepare("SELECT rowid, ts, text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?
+        .query_map([done, BATCH], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some(&(last, _, _)) = rows.last() else {
+        return Ok(None);
+    };
+    {
+        let mut set =
+            tx.prepare("UPDATE messages SET ts_key = ?2, text_fold = ?3 WHERE rowid = ?1")?;
+        let mut index =
+            tx.prepare("INSERT INTO messages_fts (rowid, text_fold) VALUES (?1, ?2)")?;
+        for (rowid, ts, text) in &rows {
+            let fold = text.as_deref().map(search::fold);
+            set.execute(params![rowid, crate::ts::legacy_key(ts), fold])?;
+            if let Some(fold) = fold {
+                index.execute(params![rowid, fold])?;
+            }
+        }
+    }
+    tx.execute("UPDATE adoption SET done = ?1", [last])?;
+    let adopted: i64 = tx.query_row(
+        "SELECT count(*) FROM messages WHERE rowid <= ?1",
+        [last],
+        |r| r.get(0),
+    )?;
+    let total: i64 = tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    tx.commit()?;
+    Ok(Some((adopted, total)))
+}
+
+/// Stage 3, one transaction: the aggregates from the adopted rows, the text index's watermark at
+/// the last row indexed, the version; the resume mark goes.
+pub fn finish(conn: &Connection) -> Result<(), Error> {
+    schema::in_transaction(
+        conn,
+        &format!(
+            "{} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
+             DROP TABLE adoption; PRAGMA user_version = {};",
+            schema::BACKFILL,
+            schema::VERSION
+        ),
+    )
+}
