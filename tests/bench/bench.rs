@@ -149,6 +149,26 @@ fn exchange(r: &mut BufReader<TcpStream>, req: &[u8]) -> Option<(u16, bool)> {
     Some((status, close))
 }
 
+/// The writer's totals from /metrics: commits, rows committed, seconds spent committing.
+fn writer(addr: SocketAddr) -> [f64; 3] {
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("metrics");
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    [
+        "db_batch_rows_count",
+        "db_batch_rows_sum",
+        "db_commit_seconds_sum",
+    ]
+    .map(sample)
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
@@ -496,8 +516,17 @@ fn main() {
         ];
         for (name, make) in &scenarios {
             server.reset_peak();
+            let before = writer(server.addr);
             let run = drive(server.addr, conns, secs, make.as_ref());
             row(&mut out, name, conns, &run, Some(server.peak_rss_mb()));
+            let [commits, rows, seconds] = [0, 1, 2].map(|i| writer(server.addr)[i] - before[i]);
+            if commits > 0.0 {
+                out.push(format!(
+                    "| writer during it (/metrics): {commits:.0} commits, {:.1} rows and {:.2} ms each | | | | | | |",
+                    rows / commits,
+                    seconds * 1e3 / commits
+                ));
+            }
         }
     }
     drop(server);
