@@ -181,6 +181,9 @@ pub enum ApiError {
     StorageUnavailable,
     /// A read ran past `READ_BUDGET_MS` and was stopped.
     OverBudget,
+    /// The client hung up while its read ran, and the read was stopped: 499, nginx's status
+    /// for it, so the log line and the metrics say what happened (nobody reads the reply).
+    ClientGone,
     /// A handler panicked.
     Internal,
     /// The request could not be read as HTTP (malformed, too large a head, timed out): the
@@ -219,6 +222,7 @@ impl ApiError {
             }
             ApiError::StorageUnavailable => detail(503, "storage unavailable"),
             ApiError::OverBudget => detail(503, "query exceeded its time budget"),
+            ApiError::ClientGone => detail(499, "client closed the request"),
             ApiError::Internal => detail(500, "internal error"),
             ApiError::Protocol(status, why) => detail(status, why),
             ApiError::TooManyConnections => {

@@ -49,9 +49,11 @@ pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
 }
 
 /// A failed read: past its budget, or storage trouble.
-fn read_error(e: store::Error) -> ApiError {
+/// A failed read as the client is told it.
+pub fn read_error(e: store::Error) -> ApiError {
     match e {
         store::Error::OverBudget => ApiError::OverBudget,
+        store::Error::ClientGone => ApiError::ClientGone,
         store::Error::Failed(_) => ApiError::StorageUnavailable,
     }
 }

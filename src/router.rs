@@ -49,7 +49,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
             OPENAPI.as_bytes().to_vec(),
         )),
         #[cfg(feature = "fault-injection")]
-        (path, "POST") if path.starts_with("/__fault/") => fault(app, path),
+        (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {
             Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
             None => Err(ApiError::NotFound),
@@ -74,7 +74,8 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 /// Ready when a real query against the messages table succeeds, the database file is in place
-/// and writable (probed after a failed write), and a secret is configured; else the reason.
+/// and writable (probed after a failed write), no read is stuck past twice its budget, and a
+/// secret is configured; else the reason.
 /// /metrics reports the same rule as `service_ready`, so an alert needs no prober.
 fn ready(app: &App) -> Result<(), &'static str> {
     // The write check first: it also reopens a database file that was replaced.
@@ -82,6 +83,8 @@ fn ready(app: &App) -> Result<(), &'static str> {
         Err("adopting the database (see the adoption log lines)")
     } else if app.store.check_writable().is_err() {
         Err("storage unavailable")
+    } else if app.store.reads_stuck() {
+        Err("reads stuck past their budget")
     } else if app.store.ping().is_err() {
         Err("database unavailable")
     } else if app.config.secret.is_none() {
@@ -91,12 +94,18 @@ fn ready(app: &App) -> Result<(), &'static str> {
     }
 }
 
-/// Test builds only: panic on purpose, to prove a panic costs one request.
+/// Test builds only: panic on purpose, to prove a panic costs one request; run a read that
+/// never ends, or one stuck past its budget.
 #[cfg(feature = "fault-injection")]
 fn fault(app: &App, path: &str) -> Result<Reply, ApiError> {
     match path {
         "/__fault/panic" => panic!("injected panic"),
         "/__fault/panic-holding-store" => app.store.panic_holding_write_lock(),
+        "/__fault/endless-read" | "/__fault/stuck-read" => {
+            let stuck = path == "/__fault/stuck-read";
+            let read = app.store.endless_read(stuck).map_err(messages::read_error);
+            read.map(|()| Reply::json(200, &json!({"status": "ok"})))
+        }
         _ => Err(ApiError::NotFound),
     }
 }

@@ -433,6 +433,7 @@ fn reason(status: u16) -> &'static str {
         414 => "URI Too Long",
         422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
+        499 => "Client Closed Request",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",

@@ -228,3 +228,81 @@ fn a_missing_messages_table_makes_the_service_not_ready() {
         .expect("rename back");
     assert_eq!(ready(&s).0, 200);
 }
+
+#[test]
+fn a_read_whose_client_hangs_up_is_stopped_logged_499_and_counted() {
+    // A budget of a minute: only the hang-up can stop this read soon.
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[("WEBHOOK_SECRET", SECRET), ("READ_BUDGET_MS", "60000")],
+    );
+    let mut client = std::net::TcpStream::connect(s.addr).expect("connect");
+    use std::io::Write;
+    client
+        .write_all(b"GET /__fault/endless-read HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let hung_up = std::time::Instant::now();
+    drop(client);
+    let line = loop {
+        let found = s
+            .logs
+            .lines()
+            .into_iter()
+            .find(|l| l["path"] == "/__fault/endless-read");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(hung_up.elapsed().as_secs() < 10, "the read was not stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        hung_up.elapsed().as_millis() < 2000,
+        "stopped {:?} after",
+        hung_up.elapsed()
+    );
+    assert_eq!(line["status"], 499);
+    let counted = "http_requests_total{method=\"GET\",path=\"other\",status=\"499\"}";
+    assert_eq!(s.metrics().get(counted), 1.0);
+    assert_eq!(s.metrics().get("db_reads_over_budget_total"), 0.0);
+    // A client that stays gets its answer when the budget ends: a 503, not a 499.
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[("WEBHOOK_SECRET", SECRET), ("READ_BUDGET_MS", "300")],
+    );
+    let r = s.get("/__fault/endless-read");
+    assert_eq!(
+        (r.status, r.json()),
+        (503, json!({"detail": "query exceeded its time budget"}))
+    );
+    assert_eq!(
+        s.get("/messages").status,
+        200,
+        "the connection is free again"
+    );
+}
+
+#[test]
+fn a_read_stuck_past_its_budget_makes_the_service_not_ready_until_it_ends() {
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[("WEBHOOK_SECRET", SECRET), ("READ_BUDGET_MS", "200")],
+    );
+    let addr = s.addr;
+    let stuck = std::thread::spawn(move || request(addr, "GET", "/__fault/stuck-read", &[], b""));
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    assert_eq!(
+        ready(&s),
+        (
+            503,
+            json!({"status": "not_ready", "reason": "reads stuck past their budget"})
+        )
+    );
+    assert_eq!(
+        s.get("/messages").status,
+        200,
+        "other read connections still serve"
+    );
+    assert_eq!(stuck.join().expect("stuck read").status, 200);
+    assert_eq!(ready(&s).0, 200);
+}

@@ -25,6 +25,7 @@ use crate::wire::{self, Limits, Parse, WireError};
 use crate::{App, lock, router};
 use conn::Conn;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -256,11 +257,16 @@ fn serve(
             Parse::Done { head, body, .. } => {
                 let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
                 let req = to_req(head, body);
+                // Reads watch their client (a copy of the socket), so a hang-up stops them.
+                let client = (req.method == "GET")
+                    .then(|| conn.stream.as_fd().try_clone_to_owned().ok())
+                    .flatten()
+                    .map(std::net::TcpStream::from);
                 Answer {
                     close,
                     head_only: req.method == "HEAD",
                     http_1_0,
-                    reply: handle(app, &req, None, started),
+                    reply: crate::store::while_client(client, || handle(app, &req, None, started)),
                 }
             }
             Parse::Failed { head, error } => {

@@ -2,15 +2,63 @@
 //!
 //! Owns: `Budget` (each read connection's deadline, checked by SQLite's progress handler every
 //! few thousand instructions; past it the read is interrupted and fails with
-//! `Error::OverBudget`), the `Clock` that holds a deadline for exactly one read, and the default
-//! number of read connections.
-//! Leaves out: choosing a connection for a read (`mod`). Uses: rusqlite.
+//! `Error::OverBudget`), the `Clock` that holds a deadline for exactly one read, the client a
+//! read is for (a read whose client hung up is interrupted too: `Error::ClientGone`), and the
+//! default number of read connections.
+//! Leaves out: choosing a connection for a read (`mod`). Uses: rusqlite, std's `TcpStream`.
 
 use super::Error;
 use rusqlite::Connection;
+use std::cell::{Cell, RefCell};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
+
+thread_local! {
+    /// The client of the request this thread is serving (`while_client`). Thread-local because
+    /// the progress handler runs on the thread that runs the read, and so the store's API needs
+    /// no socket: the server sets it around one request, the handler asks it.
+    static CLIENT: RefCell<Option<TcpStream>> = const { RefCell::new(None) };
+    /// Progress-handler calls since the client was last asked (asked every 64th call, every
+    /// millisecond or so of SQLite work, so the check costs a syscall that rarely).
+    static CALLS: Cell<u32> = const { Cell::new(0) };
+    /// The last read on this thread was interrupted because its client hung up.
+    static HUNG_UP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (one request) with `client` watched by every read it makes: when the client hangs
+/// up (its socket reads end-of-file or is reset), the read is interrupted and fails with
+/// `Error::ClientGone`. A client that shuts down only its sending side while a read runs is
+/// taken as gone as well.
+pub fn while_client<T>(client: Option<TcpStream>, f: impl FnOnce() -> T) -> T {
+    CLIENT.set(client);
+    HUNG_UP.set(false);
+    let out = f();
+    CLIENT.set(None);
+    out
+}
+
+/// Whether the last interrupted read on this thread was stopped because its client hung up.
+pub(super) fn client_hung_up() -> bool {
+    HUNG_UP.get()
+}
+
+/// Asks (every 64th call) whether this thread's client has hung up.
+fn client_gone() -> bool {
+    let calls = CALLS.get().wrapping_add(1);
+    CALLS.set(calls);
+    if calls % 64 != 0 {
+        return false;
+    }
+    let gone = CLIENT.with_borrow(|client| match client.as_ref().map(|c| c.peek(&mut [0])) {
+        Some(Ok(0)) => true,
+        Some(Err(e)) => e.kind() != std::io::ErrorKind::WouldBlock,
+        _ => false,
+    });
+    HUNG_UP.set(gone);
+    gone
+}
 
 /// One connection's read budget: while a read runs on it, SQLite's progress handler (every few
 /// thousand instructions) interrupts it once the clock passes `deadline`, and the read fails
@@ -45,10 +93,19 @@ impl Budget {
         Ok(())
     }
 
-    /// Whether the running read is past its deadline (the progress handler's question).
+    /// Whether the running read must stop: past its deadline, or its client gone (the progress
+    /// handler's question). Writes run with no deadline and are never stopped.
     fn exceeded(&self) -> bool {
         let d = self.deadline.load(Relaxed);
-        d != 0 && self.base.elapsed().as_nanos() as u64 > d
+        d != 0 && (self.base.elapsed().as_nanos() as u64 > d || client_gone())
+    }
+
+    /// Whether the running read is past twice its budget (a stopped read ends at once, so one
+    /// still running there cannot be stopped: it waits on the disk or a lock).
+    pub(super) fn stuck(&self) -> bool {
+        let d = self.deadline.load(Relaxed);
+        let limit = self.limit.load(Relaxed);
+        d != 0 && self.base.elapsed().as_nanos() as u64 > d.saturating_add(limit)
     }
 
     /// Starts the clock of one read; it stops when the guard is dropped.

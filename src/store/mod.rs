@@ -24,7 +24,7 @@ mod hours;
 mod schema;
 mod search;
 
-pub use budget::default_readers;
+pub use budget::{default_readers, while_client};
 pub use schema::{Backup, backup};
 pub use search::fold;
 
@@ -95,6 +95,8 @@ pub enum Error {
     Failed(String),
     /// A read ran past its time budget and was interrupted.
     OverBudget,
+    /// A read was interrupted because its client hung up.
+    ClientGone,
 }
 
 impl fmt::Display for Error {
@@ -102,6 +104,7 @@ impl fmt::Display for Error {
         match self {
             Error::Failed(why) => f.write_str(why),
             Error::OverBudget => f.write_str("a read ran past its time budget"),
+            Error::ClientGone => f.write_str("the client hung up"),
         }
     }
 }
@@ -109,6 +112,9 @@ impl fmt::Display for Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) if budget::client_hung_up() => {
+                Error::ClientGone
+            }
             Some(rusqlite::ErrorCode::OperationInterrupted) => Error::OverBudget,
             _ => Error::Failed(format!("sqlite: {e}")),
         }
@@ -372,6 +378,28 @@ impl Store {
     pub fn panic_holding_write_lock(&self) -> ! {
         let _held = lock(&self.write);
         panic!("injected panic holding the write lock")
+    }
+
+    /// Test builds only: a read that never ends by itself, stopped only by its budget or its
+    /// client's hang-up; or (`stuck`) one that holds a read connection, clock running, for two
+    /// seconds without giving SQLite a chance to stop it.
+    #[cfg(feature = "fault-injection")]
+    pub fn endless_read(&self, stuck: bool) -> Result<(), Error> {
+        let (conn, budget) = self.reader();
+        let _clock = budget.start();
+        if stuck {
+            std::thread::sleep(Duration::from_secs(2));
+            return Ok(());
+        }
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+        Ok(conn.query_row(sql, [], |_| Ok(()))?)
+    }
+
+    /// Whether a read has run past twice its budget: SQLite has not been able to stop it (it
+    /// waits on the disk or a lock), and it holds a read connection meanwhile. For readiness.
+    pub fn reads_stuck(&self) -> bool {
+        let mut budgets = self.read.iter().map(|(_, b)| b.as_ref());
+        budgets.any(Budget::stuck) || self.write_budget.stuck()
     }
 
     /// A read connection and its budget: the first free one, else wait for one (the starting
