@@ -5,6 +5,7 @@
 //! `Error::OverBudget`), the `Clock` that holds a deadline for exactly one read, the client a
 //! read is for (a read whose client hung up is interrupted too: `Error::ClientGone`), and the
 //! default number of read connections.
+//! Also: whether a read is stuck past its budget (for readiness), and a test-only endless read.
 //! Leaves out: choosing a connection for a read (`mod`). Uses: rusqlite, std's `TcpStream`.
 
 use super::Error;
@@ -122,6 +123,30 @@ pub(super) struct Clock<'a>(&'a Budget);
 impl Drop for Clock<'_> {
     fn drop(&mut self) {
         self.0.deadline.store(0, Relaxed);
+    }
+}
+
+impl super::Store {
+    /// Test builds only: a read that never ends by itself, stopped only by its budget or its
+    /// client's hang-up; or (`stuck`) one that holds a read connection, clock running, for two
+    /// seconds without giving SQLite a chance to stop it.
+    #[cfg(feature = "fault-injection")]
+    pub fn endless_read(&self, stuck: bool) -> Result<(), Error> {
+        let (conn, budget) = self.reader();
+        let _clock = budget.start();
+        if stuck {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return Ok(());
+        }
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+        Ok(conn.query_row(sql, [], |_| Ok(()))?)
+    }
+
+    /// Whether a read has run past twice its budget: SQLite has not been able to stop it (it
+    /// waits on the disk or a lock), and it holds a read connection meanwhile. For readiness.
+    pub fn reads_stuck(&self) -> bool {
+        let mut budgets = self.read.iter().map(|(_, b)| b.as_ref());
+        budgets.any(Budget::stuck) || self.write_budget.stuck()
     }
 }
 

@@ -380,28 +380,6 @@ impl Store {
         panic!("injected panic holding the write lock")
     }
 
-    /// Test builds only: a read that never ends by itself, stopped only by its budget or its
-    /// client's hang-up; or (`stuck`) one that holds a read connection, clock running, for two
-    /// seconds without giving SQLite a chance to stop it.
-    #[cfg(feature = "fault-injection")]
-    pub fn endless_read(&self, stuck: bool) -> Result<(), Error> {
-        let (conn, budget) = self.reader();
-        let _clock = budget.start();
-        if stuck {
-            std::thread::sleep(Duration::from_secs(2));
-            return Ok(());
-        }
-        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
-        Ok(conn.query_row(sql, [], |_| Ok(()))?)
-    }
-
-    /// Whether a read has run past twice its budget: SQLite has not been able to stop it (it
-    /// waits on the disk or a lock), and it holds a read connection meanwhile. For readiness.
-    pub fn reads_stuck(&self) -> bool {
-        let mut budgets = self.read.iter().map(|(_, b)| b.as_ref());
-        budgets.any(Budget::stuck) || self.write_budget.stuck()
-    }
-
     /// A read connection and its budget: the first free one, else wait for one (the starting
     /// point rotates, so waits spread over all of them).
     fn reader(&self) -> (MutexGuard<'_, Connection>, &Budget) {
