@@ -52,7 +52,7 @@ pub const VARS: [Var; 16] = [
     var("WRITE_TIMEOUT_MS", "5000", HOUR_MS, "longest a response write may block; then the connection is dropped"),
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
     var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
-    var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8"),
+    var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8, plus one kept free of text searches"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.

@@ -306,3 +306,35 @@ fn a_read_stuck_past_its_budget_makes_the_service_not_ready_until_it_ends() {
     assert_eq!(stuck.join().expect("stuck read").status, 200);
     assert_eq!(ready(&s).0, 200);
 }
+
+#[test]
+fn text_searches_never_hold_the_connection_plain_reads_use() {
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", SECRET),
+            ("READ_BUDGET_MS", "3000"),
+            ("READ_CONNECTIONS", "3"),
+        ],
+    );
+    // Four endless reads (taken as text searches) hold both search connections, two waiting.
+    let addr = s.addr;
+    let crowd: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || request(addr, "GET", "/__fault/endless-read", &[], b""))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for path in ["/messages?limit=10", "/stats", "/health/ready"] {
+        let t = std::time::Instant::now();
+        assert_eq!(s.get(path).status, 200, "{path}");
+        assert!(
+            t.elapsed().as_millis() < 1000,
+            "{path} waited {:?}",
+            t.elapsed()
+        );
+    }
+    for r in crowd {
+        assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
+    }
+}

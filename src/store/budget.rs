@@ -132,7 +132,7 @@ impl super::Store {
     /// seconds without giving SQLite a chance to stop it.
     #[cfg(feature = "fault-injection")]
     pub fn endless_read(&self, stuck: bool) -> Result<(), Error> {
-        let (conn, budget) = self.reader();
+        let (conn, budget) = self.reader(true);
         let _clock = budget.start();
         if stuck {
             std::thread::sleep(std::time::Duration::from_secs(2));
@@ -150,7 +150,8 @@ impl super::Store {
     }
 }
 
-/// Read connections when none is asked for: one per core, at most 8.
+/// Read connections when none is asked for: one per core, at most 8, and one more kept free of
+/// text searches (`Store::reader`).
 pub fn default_readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().min(8))
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(8)) + 1
 }

@@ -228,7 +228,7 @@ impl Store {
             let (clause, args) = search::condition(q);
             w.add(&clause, args);
         }
-        let (mut conn, budget) = self.reader();
+        let (mut conn, budget) = self.reader(f.q.is_some());
         let _clock = budget.start();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
@@ -287,7 +287,7 @@ impl Store {
     /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.usable()?;
-        let (mut conn, budget) = self.reader();
+        let (mut conn, budget) = self.reader(false);
         let _clock = budget.start();
         let tx = conn.transaction()?;
         let top_senders = tx
@@ -318,7 +318,7 @@ impl Store {
     /// A real query against the messages table, for readiness.
     pub fn ping(&self) -> Result<(), Error> {
         self.usable()?;
-        self.reader().0.query_row(
+        self.reader(false).0.query_row(
             "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
             [],
             |_| Ok(()),
@@ -381,22 +381,25 @@ impl Store {
     }
 
     /// A read connection and its budget: the first free one, else wait for one (the starting
-    /// point rotates, so waits spread over all of them).
-    fn reader(&self) -> (MutexGuard<'_, Connection>, &Budget) {
+    /// point rotates, so waits spread over all of them). Reads that search text (`q`, the only
+    /// reads whose cost grows with the data) never take the first connection when there are
+    /// others, and other reads wait only for it, so listing, stats and readiness never queue
+    /// behind a crowd of text searches.
+    fn reader(&self, searches_text: bool) -> (MutexGuard<'_, Connection>, &Budget) {
         if self.read.is_empty() {
             return (lock(&self.write), &self.write_budget);
         }
+        let pool = &self.read[usize::from(searches_text && self.read.len() > 1)..];
         let start = self.next_read.fetch_add(1, Relaxed);
-        let n = self.read.len();
-        for i in 0..n {
-            let (conn, budget) = &self.read[(start + i) % n];
+        for i in 0..pool.len() {
+            let (conn, budget) = &pool[(start + i) % pool.len()];
             match conn.try_lock() {
                 Ok(guard) => return (guard, budget),
                 Err(std::sync::TryLockError::Poisoned(p)) => return (p.into_inner(), budget),
                 Err(std::sync::TryLockError::WouldBlock) => {}
             }
         }
-        let (conn, budget) = &self.read[start % n];
+        let (conn, budget) = &pool[if searches_text { start % pool.len() } else { 0 }];
         (lock(conn), budget)
     }
 }
