@@ -134,12 +134,11 @@ fn adopt(app: &App) {
                 .raw("rows_per_second", rate.round()),
         );
     };
-    let mut last = (0, 0);
-    match app.store.adopt(|done, total| {
-        last = (done, total);
-        progress("adopting", done, total);
-    }) {
-        Ok(()) => progress("adopted", last.0, last.1),
+    match app
+        .store
+        .adopt(|done, total| progress("adopting", done, total))
+    {
+        Ok((done, total)) => progress("adopted", done, total),
         Err(e) => app.log.write(
             (Line::new(Level::Error).str("event", "adoption_failed")).str("error", &e.to_string()),
         ),

@@ -48,8 +48,7 @@ pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
     ))
 }
 
-/// A failed read: past its budget, or storage trouble.
-/// A failed read as the client is told it.
+/// A failed read as the client is told it: past its budget, client gone, or storage trouble.
 pub fn read_error(e: store::Error) -> ApiError {
     match e {
         store::Error::OverBudget => ApiError::OverBudget,

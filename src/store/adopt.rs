@@ -22,16 +22,25 @@ impl Store {
     }
 
     /// Adopts the file in batches (one transaction each, so a crash resumes at the next open),
-    /// reporting (rows done, rows in all) after each; then the store serves.
-    pub fn adopt(&self, mut progress: impl FnMut(i64, i64)) -> Result<(), Error> {
+    /// reporting (rows done, rows in all) after each; then the store serves. Returns the last
+    /// report. Rows are counted once: nothing else writes while the file is being adopted.
+    pub fn adopt(&self, mut progress: impl FnMut(i64, i64)) -> Result<(i64, i64), Error> {
+        let (mut done, total) = {
+            let conn = lock(&self.write);
+            let count = |sql| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+            let done =
+                count("SELECT count(*) FROM messages WHERE rowid <= (SELECT done FROM adoption)")?;
+            (done, count("SELECT count(*) FROM messages")?)
+        };
         loop {
             let mut conn = lock(&self.write);
-            let Some((done, total)) = step(&mut conn)? else {
+            let Some(rows) = step(&mut conn)? else {
                 finish(&conn)?;
                 self.adopting.store(false, SeqCst);
-                return Ok(());
+                return Ok((done, total));
             };
             drop(conn);
+            done += rows;
             progress(done, total);
         }
     }
@@ -79,9 +88,9 @@ pub fn begin(conn: &Connection) -> Result<(), Error> {
 }
 
 /// Stage 2: derives the keys of the next `BATCH` rows in rowid order and indexes their text, in
-/// one transaction with the resume mark. Returns (rows done, rows in all), or `None` when none
+/// one transaction with the resume mark. Returns how many rows it adopted, or `None` when none
 /// was left.
-pub fn step(conn: &mut Connection) -> Result<Option<(i64, i64)>, Error> {
+pub fn step(conn: &mut Connection) -> Result<Option<i64>, Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let done: i64 = tx.query_row("SELECT done FROM adoption", [], |r| r.get(0))?;
     let rows: Vec<(i64, String, Option<String>)> = tx
@@ -105,14 +114,8 @@ pub fn step(conn: &mut Connection) -> Result<Option<(i64, i64)>, Error> {
         }
     }
     tx.execute("UPDATE adoption SET done = ?1", [last])?;
-    let adopted: i64 = tx.query_row(
-        "SELECT count(*) FROM messages WHERE rowid <= ?1",
-        [last],
-        |r| r.get(0),
-    )?;
-    let total: i64 = tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
     tx.commit()?;
-    Ok(Some((adopted, total)))
+    Ok(Some(rows.len() as i64))
 }
 
 /// Stage 3, one transaction: the aggregates from the adopted rows, the text index's watermark at

@@ -317,7 +317,6 @@ impl Store {
 
     /// A real query against the messages table, for readiness.
     pub fn ping(&self) -> Result<(), Error> {
-        self.usable()?;
         self.reader(false).0.query_row(
             "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
             [],
@@ -331,7 +330,6 @@ impl Store {
     /// clears the failure flag. A smaller probe can slip into space a failed batch freed and
     /// report ready while real batches still fail.
     pub fn check_writable(&self) -> Result<(), Error> {
-        self.usable()?;
         let mut conn = lock(&self.write);
         self.ensure_file(&mut conn)?;
         if self.write_failing.load(SeqCst) {
