@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{Binary, SECRET, request, sign};
+use support::{Binary, SECRET, request};
 
 /// The FastAPI service's table, as SQLAlchemy writes it.
 const LEGACY_DDL: &str = "CREATE TABLE messages (
@@ -150,8 +150,10 @@ fn six_columns(path: &Path) -> (u64, i64) {
     (h.finish(), n)
 }
 
-fn url(path: &Path) -> String {
-    format!("sqlite:///{}", path.display())
+/// The real binary on `file`, with the test secret.
+fn start(file: &Path) -> Binary {
+    let url = format!("sqlite:///{}", file.display());
+    Binary::start(&[("DATABASE_URL", &url), ("WEBHOOK_SECRET", SECRET)])
 }
 
 /// Waits for the log line of `event` (at most `within`), returning it.
@@ -266,12 +268,7 @@ fn a_fastapi_database_is_adopted_in_place_and_served_by_our_rules() {
     let rows = legacy_rows(20_000);
     legacy_db(&file, &rows);
     let (before, n) = six_columns(&file);
-    let vars = [
-        ("DATABASE_URL", url(&file)),
-        ("WEBHOOK_SECRET", SECRET.to_string()),
-    ];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut bin = Binary::start(&vars);
+    let mut bin = start(&file);
     let done = wait_for(&bin, "adopted", Duration::from_secs(120));
     assert_eq!(
         (done["rows_done"].clone(), done["rows_total"].clone()),
@@ -283,20 +280,9 @@ fn a_fastapi_database_is_adopted_in_place_and_served_by_our_rules() {
     let body =
         json!({"message_id": "new-1", "from": "+1", "to": "+2", "ts": "2026-01-01T00:00:00Z"})
             .to_string();
-    let sig = sign(SECRET, body.as_bytes());
-    assert_eq!(
-        request(
-            bin.addr,
-            "POST",
-            "/webhook",
-            &[("X-Signature", &sig)],
-            body.as_bytes()
-        )
-        .status,
-        200
-    );
+    assert_eq!(support::post_signed(bin.addr, &body).status, 200);
     assert!(bin.terminate().success());
-    let bin = Binary::start(&vars);
+    let bin = start(&file);
     let new = get(&bin, "/messages?from=%2B1");
     assert_eq!(
         (new["data"][0]["message_id"].clone(), new["total"].clone()),
@@ -341,12 +327,7 @@ fn kill_9_midway_through_adopting_a_million_rows_loses_nothing() {
     drop(c);
     let (before, rows) = six_columns(&file);
     assert_eq!(rows, n);
-    let vars = [
-        ("DATABASE_URL", url(&file)),
-        ("WEBHOOK_SECRET", SECRET.to_string()),
-    ];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut bin = Binary::start(&vars);
+    let mut bin = start(&file);
     let progress = wait_for(&bin, "adopting", Duration::from_secs(120));
     assert!(
         progress["rows_done"].as_i64() < Some(n),
@@ -366,7 +347,7 @@ fn kill_9_midway_through_adopting_a_million_rows_loses_nothing() {
     );
     bin.child.kill().expect("kill -9");
     bin.child.wait().expect("reaped");
-    let bin = Binary::start(&vars);
+    let bin = start(&file);
     let done = wait_for(&bin, "adopted", Duration::from_secs(600));
     assert_eq!(done["rows_total"], json!(n));
     let stats = get(&bin, "/stats");

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::{Binary, SECRET, request, sign};
+use support::{Binary, SECRET, request};
 
 /// How much slower than without the crowd the normal traffic's median may be, at most.
 const SLACK: Duration = Duration::from_millis(25);
@@ -42,14 +42,7 @@ fn post(bin: &Binary, id: &str, text: &str) {
     let body = json!({"message_id": id, "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z",
         "text": text})
     .to_string();
-    let sig = sign(SECRET, body.as_bytes());
-    let r = request(
-        bin.addr,
-        "POST",
-        "/webhook",
-        &[("X-Signature", &sig)],
-        body.as_bytes(),
-    );
+    let r = support::post_signed(bin.addr, &body);
     assert_eq!(r.status, 200, "webhook {id}: {}", r.text());
 }
 

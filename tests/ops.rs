@@ -156,14 +156,7 @@ fn every_expression_parses_and_reads_only_metrics_the_binary_exports() {
     let mut b = Binary::start(&[("WEBHOOK_SECRET", support::SECRET)]);
     let body = json!({"message_id": "m1", "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z"})
         .to_string();
-    let sig = support::sign(support::SECRET, body.as_bytes());
-    let r = request(
-        b.addr,
-        "POST",
-        "/webhook",
-        &[("X-Signature", &sig)],
-        body.as_bytes(),
-    );
+    let r = support::post_signed(b.addr, &body);
     assert_eq!(r.status, 200);
     let text = request(b.addr, "GET", "/metrics", &[], b"").text();
     let exported: BTreeSet<&str> = text

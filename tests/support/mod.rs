@@ -65,6 +65,18 @@ pub fn promtool() -> Option<String> {
     found
 }
 
+/// POST /webhook with `body` signed by the test secret.
+pub fn post_signed(addr: SocketAddr, body: &str) -> Resp {
+    let sig = sign(SECRET, body.as_bytes());
+    request(
+        addr,
+        "POST",
+        "/webhook",
+        &[("Content-Type", "application/json"), ("X-Signature", &sig)],
+        body.as_bytes(),
+    )
+}
+
 /// The log lines a test server wrote.
 #[derive(Clone, Default)]
 pub struct LogBuf(pub Capture);
@@ -143,14 +155,7 @@ impl TestServer {
 
     /// POST /webhook with `body` signed by the test secret.
     pub fn post_signed(&self, body: &str) -> Resp {
-        let sig = sign(SECRET, body.as_bytes());
-        request(
-            self.addr,
-            "POST",
-            "/webhook",
-            &[("Content-Type", "application/json"), ("X-Signature", &sig)],
-            body.as_bytes(),
-        )
+        post_signed(self.addr, body)
     }
 
     /// Posts a valid message and asserts it was accepted.
