@@ -7,7 +7,7 @@
 //!                                      FOOTPRINT_SECS (60) of mixed load; exits non-zero if the
 //!                                      binary does not serve (CI runs it on the static build)
 //! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"), BENCH_WORKERS (server WORKERS, default
-//!        the server's own default)
+//!        the server's own default); MALLOC_ARENA_MAX is passed on to the server
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -173,19 +173,23 @@ fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
 
-fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
-    // Timestamps spread over about a month, as a real stream's would be.
+/// A timestamp from the message id, spread over about a month, as a real stream's would be.
+fn spread_ts(id: &str) -> String {
     let t = id
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
         % (30 * 86400);
-    let ts = format!(
+    format!(
         "2025-01-{:02}T{:02}:{:02}:{:02}Z",
         1 + t / 86400,
         t / 3600 % 24,
         t / 60 % 60,
         t % 60
-    );
+    )
+}
+
+fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
+    let ts = spread_ts(id);
     let body = format!(
         r#"{{"message_id":"{id}","from":"+91{from:010}","to":"+14155550100","ts":"{ts}","text":"{text}"}}"#
     );
@@ -216,6 +220,10 @@ impl Server {
             .stdout(Stdio::null());
         if let Ok(w) = std::env::var("BENCH_WORKERS") {
             cmd.env("WORKERS", w);
+        }
+        // glibc's arena cap, to measure the trade-off it makes (README "Memory").
+        if let Ok(n) = std::env::var("MALLOC_ARENA_MAX") {
+            cmd.env("MALLOC_ARENA_MAX", n);
         }
         let child = cmd.spawn().expect("start the server");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -297,6 +305,51 @@ fn commit_limits(dir: &Path, secs: f64) -> (f64, f64) {
     (measure(1), measure(64))
 }
 
+/// The service's own writer in-process (`Store::import`, the same transaction as a batch of
+/// webhooks) on a table of 20,000 rows, at 8, 32 and 128 rows a commit: rows/s for each, so the
+/// cost of the rows themselves reads apart from the cost of HTTP and of gathering a batch.
+fn writer_limits(dir: &Path) -> Vec<(usize, f64)> {
+    let store = Store::open(
+        &DbLocation::File(dir.join("writer.db")),
+        Duration::from_secs(5),
+    )
+    .expect("open");
+    let rows = |from: u64, n: u64| -> Vec<(Message, String)> {
+        (from..from + n)
+            .map(|i| {
+                let id = format!("w{}-{i}", i % 64);
+                let ts = spread_ts(&id);
+                let key = webhook_api::ts::parse_message_ts(&ts).expect("valid ts");
+                let from = format!("+91{:010}", i % 1000);
+                let text = Some("about the weather today".to_string());
+                let to = "+14155550100".to_string();
+                (
+                    Message {
+                        message_id: id,
+                        from,
+                        to,
+                        ts,
+                        text,
+                    },
+                    key,
+                )
+            })
+            .collect()
+    };
+    let at = "2025-01-15T10:00:00.000Z";
+    store.import(rows(0, 20_000), at, 500).expect("import");
+    [8, 32, 128]
+        .into_iter()
+        .enumerate()
+        .map(|(k, chunk)| {
+            let batch = rows(20_000 + k as u64 * 4096, 4096);
+            let t = Instant::now();
+            store.import(batch, at, chunk).expect("import");
+            (chunk, 4096.0 / t.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
 /// A tiny_http hello-world with two threads: the HTTP ceiling of this machine with the load
 /// generator on the same cores.
 fn hello_baseline(conns: usize, secs: f64) -> Run {
@@ -317,6 +370,51 @@ fn hello_baseline(conns: usize, secs: f64) -> Run {
         server.unblock();
     }
     run
+}
+
+/// Eight clients looping on the costliest searches allowed (a one-character `q` deep into its
+/// matches, and `q=%` that matches nothing), each stopped by the read budget or answered, while one
+/// client lists `/messages?limit=10`: its latency, and RSS at rest (a fresh server after one
+/// listing), at peak and two seconds after the crowd has gone (freed memory the allocator keeps
+/// shows there).
+fn crowd_of_searches(out: &mut Vec<String>, server: &Server, rows: u64, secs: f64) {
+    drive(server.addr, 1, 0.2, &|_, _| get("/messages?limit=10"));
+    let at_rest = server.memory_mib("VmRSS:");
+    server.reset_peak();
+    let stop = AtomicBool::new(false);
+    let run = std::thread::scope(|s| {
+        for c in 0..8 {
+            let (stop, addr) = (&stop, server.addr);
+            s.spawn(move || {
+                let path = match c % 2 {
+                    0 => format!("/messages?q=1&offset={}&limit=100", rows / 2),
+                    _ => "/messages?q=%25".to_string(),
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(conn) = TcpStream::connect(addr) {
+                        let mut conn = BufReader::new(conn);
+                        while !stop.load(Ordering::Relaxed)
+                            && exchange(&mut conn, &get(&path)).is_some()
+                        {}
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let run = drive(server.addr, 1, secs.min(5.0), &|_, _| {
+            get("/messages?limit=10")
+        });
+        stop.store(true, Ordering::Relaxed);
+        run
+    });
+    let peak = server.peak_rss_mb();
+    std::thread::sleep(Duration::from_secs(2));
+    let name = format!("{rows} rows: /messages?limit=10 during 8 looping costly searches");
+    row(out, &name, 1, &run, Some(peak));
+    out.push(format!(
+        "| RSS during it: {at_rest:.1} MiB at rest, {peak:.1} MiB at peak, {:.1} MiB 2 s after | | | | | | |",
+        server.memory_mib("VmRSS:")
+    ));
 }
 
 /// Preloads `rows` messages: 1,000 senders, one message a second, 1% mention "hello".
@@ -462,6 +560,11 @@ fn main() {
     out.push(format!(
         "| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"
     ));
+    for (chunk, rate) in writer_limits(&dir) {
+        out.push(format!(
+            "| limit: our writer in-process, {chunk} rows a commit (rows/s) | 1 | {rate:.0} | | | | |"
+        ));
+    }
     let hello = hello_baseline(64, secs);
     row(
         &mut out,
@@ -568,6 +671,8 @@ fn main() {
                 Some(server.peak_rss_mb()),
             );
         }
+        drop(server);
+        crowd_of_searches(&mut out, &Server::start(&bin, &db), rows, secs);
     }
     if std::env::var("BENCH_KEEP").is_ok() {
         eprintln!("kept {}", dir.display());
