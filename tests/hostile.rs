@@ -261,6 +261,39 @@ fn at_the_cap_idle_connections_are_shed_and_busy_ones_refuse() {
     assert_eq!(sample(&bin, "http_connections_rejected_total"), 1.0);
 }
 
+#[test]
+fn uploads_held_at_once_are_bounded_in_total() {
+    // Seven uploads of 13 MB each, stalled before their end: without the cap on bytes parked
+    // across connections (64 MiB) the process would hold 91 MB of them. Past the cap the next
+    // upload is answered 503 and closed (its client, still sending, may see only a reset).
+    let bin = binary(&[
+        ("MAX_BODY_BYTES", "16777216"),
+        ("READ_TIMEOUT_MS", "20000"),
+        ("REQUEST_TIMEOUT_MS", "30000"),
+    ]);
+    let before = bin.rss_kib();
+    let body = vec![b'x'; 13_000_000];
+    let head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n\r\n";
+    let _uploads: Vec<TcpStream> = (0..7)
+        .map(|_| {
+            let mut s = hold(&bin, head);
+            let _ = s.write_all(&body); // fails once the server has refused this one
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let grew_mib = bin.rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 75,
+        "RSS grew by {grew_mib} MiB holding the uploads"
+    );
+    let refused = r#"http_requests_total{method="other",path="other",status="503"}"#;
+    assert!(sample(&bin, refused) >= 1.0, "no upload was refused");
+    bin.assert_serving(PROMPT);
+    let body = r#"{"message_id":"m1","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#;
+    assert_eq!(support::post_signed(bin.addr, body).status, 200);
+}
+
 /// One sample of a running binary's /metrics.
 fn sample(bin: &Binary, series: &str) -> f64 {
     let text = support::request(bin.addr, "GET", "/metrics", &[], b"").text();

@@ -7,7 +7,8 @@
 //! `READ_TIMEOUT_MS` of silence and `REQUEST_TIMEOUT_MS` in total mid-request (408, closed),
 //! `WRITE_TIMEOUT_MS` without progress on an unsent response (dropped). At `MAX_CONNECTIONS` it
 //! sheds the connection idle longest for a newcomer; with none idle, the newcomer gets 503.
-//! Unsent response bytes are bounded in total (`MAX_UNSENT`): past it a non-reader is dropped.
+//! Bytes parked are bounded in total (`MAX_HELD`): past it an upload gets 503, a non-reader is
+//! dropped.
 //!
 //! Owns: accepting, waiting, deadlines, shedding, and the end of the server (it returns once
 //! stopping and no connection has a request left to finish).
@@ -35,8 +36,10 @@ const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
 /// How often deadlines are checked (and a failed accept retried).
 const TICK: Duration = Duration::from_millis(100);
-/// Response bytes parked unsent across all connections, at most.
-const MAX_UNSENT: usize = 64 << 20;
+/// Bytes parked across all connections, at most: requests part-received and responses unsent.
+/// Past it, a connection mid-request gets 503 and one mid-response is dropped, so a crowd of
+/// slow uploads or of readers that do not read cannot grow the process without bound.
+const MAX_HELD: usize = 64 << 20;
 
 pub struct Poller {
     app: Arc<App>,
@@ -47,7 +50,8 @@ pub struct Poller {
     parked: HashMap<usize, Conn>,
     /// The parked connections with nothing in progress, oldest activity first.
     idle: BTreeSet<(Instant, usize)>,
-    unsent: usize,
+    /// Bytes parked now (`held` of every parked connection).
+    held: usize,
     next_token: usize,
     scratch: Vec<u8>,
     /// An accept failed (out of descriptors): retried every tick, since the listener's readiness
@@ -73,7 +77,7 @@ impl Poller {
             jobs,
             parked: HashMap::new(),
             idle: BTreeSet::new(),
-            unsent: 0,
+            held: 0,
             next_token: 2,
             scratch: vec![0; 16 * 1024],
             accept_failed: None,
@@ -234,8 +238,14 @@ impl Poller {
     /// raise a new edge, and what came while a worker had it was read in `progress`.
     fn park(&mut self, t: usize, mut conn: Conn) {
         let state = conn.state();
-        if state == State::Writing && self.unsent + conn.out.len() > MAX_UNSENT {
-            return; // too much unread output already waits: drop this reader
+        if self.held + held(&conn) > MAX_HELD {
+            if state == State::Reading {
+                let started = conn.request_started.unwrap_or_else(Instant::now);
+                let busy = Some(ApiError::TooManyConnections);
+                let reply = handle(&self.app, &Req::default(), busy, started);
+                let _ = conn.stream.write(&Answer::closing(reply).bytes());
+            }
+            return;
         }
         let writable = state == State::Writing;
         let interest = match writable {
@@ -252,27 +262,21 @@ impl Poller {
             return;
         }
         conn.watching = Some(writable);
-        match state {
-            State::Idle => {
-                conn.buf = Vec::new(); // an idle connection holds no buffer
-                self.idle.insert((conn.last_active, t));
-            }
-            State::Writing => self.unsent += conn.out.len(),
-            State::Reading => {}
+        if state == State::Idle {
+            conn.buf = Vec::new(); // an idle connection holds no buffer
+            self.idle.insert((conn.last_active, t));
         }
+        self.held += held(&conn);
         self.parked.insert(t, conn);
     }
 
     /// Takes a parked connection out of the poller's books.
     fn unpark(&mut self, t: usize) -> Option<Conn> {
         let conn = self.parked.remove(&t)?;
-        match conn.state() {
-            State::Idle => {
-                self.idle.remove(&(conn.last_active, t));
-            }
-            State::Writing => self.unsent -= conn.out.len(),
-            State::Reading => {}
+        if conn.state() == State::Idle {
+            self.idle.remove(&(conn.last_active, t));
         }
+        self.held -= held(&conn);
         Some(conn)
     }
 
@@ -323,5 +327,14 @@ impl Poller {
     fn log_error(&self, event: &str, e: &std::io::Error) {
         let line = Line::new(Level::Error).str("event", event);
         self.app.log.write(line.str("error", &e.to_string()));
+    }
+}
+
+/// The bytes a parked connection holds: its request so far, or its unsent response.
+fn held(conn: &Conn) -> usize {
+    match conn.state() {
+        State::Idle => 0,
+        State::Reading => conn.buf.capacity(),
+        State::Writing => conn.out.len(),
     }
 }
