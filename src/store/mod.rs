@@ -333,12 +333,10 @@ impl Store {
         let mut conn = lock(&self.write);
         self.ensure_file(&mut conn)?;
         if self.write_failing.load(SeqCst) {
-            conn.execute_batch(
-                "BEGIN IMMEDIATE; INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe; COMMIT;",
-            )
-            .inspect_err(|_| {
-                let _ = conn.execute_batch("ROLLBACK");
-            })?;
+            schema::in_transaction(
+                &conn,
+                "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;",
+            )?;
             self.write_failing.store(false, SeqCst);
         }
         Ok(())
