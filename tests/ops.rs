@@ -153,7 +153,8 @@ fn every_expression_parses_and_reads_only_metrics_the_binary_exports() {
         std::fs::write(&file, doc.to_string()).expect("write rules");
         promtool(&p, &["check", "rules", file.to_str().expect("path")]);
     }
-    let mut b = Binary::start(&[("WEBHOOK_SECRET", support::SECRET)]);
+    let db = format!("sqlite:///{}", support::temp_dir().join("app.db").display());
+    let mut b = Binary::start(&[("DATABASE_URL", &db), ("WEBHOOK_SECRET", support::SECRET)]);
     let body = json!({"message_id": "m1", "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z"})
         .to_string();
     let r = support::post_signed(b.addr, &body);

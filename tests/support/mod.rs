@@ -362,7 +362,15 @@ impl Binary {
             lines,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(bin.addr).is_err() {
+        let mut bin = bin;
+        // Listening, and the listener is this child's: one that failed to start (its port taken
+        // in the meantime) has exited, whoever answers the connect.
+        while TcpStream::connect(bin.addr).is_err() || bin.child.try_wait().ok().flatten().is_some()
+        {
+            if let Some(status) = bin.child.try_wait().ok().flatten() {
+                let out: Vec<String> = bin.lines.try_iter().collect();
+                panic!("the binary exited at start ({status}): {out:?}");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "the binary did not listen within 10 s"
