@@ -44,9 +44,7 @@ pub fn legacy_key(s: &str) -> String {
                     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                         return None;
                     }
-                    let padded = digits.iter().chain([b'0'; 9].iter()).take(9);
-                    nanos = padded.fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-                    rest = &[];
+                    (nanos, rest) = (nanos_of(digits), &[]);
                 }
             }
         }
@@ -167,15 +165,17 @@ fn parse_date_time(b: &[u8], lenient: bool) -> Option<(PrimitiveDateTime, &[u8])
         if !(1..=9).contains(&digits) {
             return None;
         }
-        for (i, c) in after_dot.iter().take(9).enumerate() {
-            if i < digits {
-                nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
-            }
-        }
+        nanos = nanos_of(&after_dot[..digits]);
         rest = &after_dot[digits..];
     }
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
     Some((PrimitiveDateTime::new(date, time), rest))
+}
+
+/// The nanoseconds of a fraction's ASCII digits: the first nine, padded with zeros.
+fn nanos_of(digits: &[u8]) -> u32 {
+    let padded = digits.iter().chain(&[b'0'; 9]).take(9);
+    padded.fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
 
 /// `YYYY-MM-DD` exactly, as a real calendar date.

@@ -240,10 +240,7 @@ impl Poller {
         let state = conn.state();
         if self.held + held(&conn) > MAX_HELD {
             if state == State::Reading {
-                let started = conn.request_started.unwrap_or_else(Instant::now);
-                let busy = Some(ApiError::TooManyConnections);
-                let reply = handle(&self.app, &Req::default(), busy, started);
-                let _ = conn.stream.write(&Answer::closing(reply).bytes());
+                self.refuse_unfinished(&conn, ApiError::TooManyConnections);
             }
             return;
         }
@@ -301,12 +298,9 @@ impl Poller {
             .map(|(t, _)| *t)
             .collect();
         for t in expired {
-            if let Some(mut conn) = self.unpark(t) {
+            if let Some(conn) = self.unpark(t) {
                 if conn.state() == State::Reading {
-                    let started = conn.request_started.unwrap_or(now);
-                    let timeout = ApiError::Protocol(408, "request timeout");
-                    let reply = handle(&self.app, &Req::default(), Some(timeout), started);
-                    let _ = conn.stream.write(&Answer::closing(reply).bytes());
+                    self.refuse_unfinished(&conn, ApiError::Protocol(408, "request timeout"));
                 }
             }
         }
@@ -322,6 +316,14 @@ impl Poller {
         self.parked.is_empty()
             && self.app.metrics.in_progress.load(SeqCst) == 0
             && lock(&self.shared.back).is_empty()
+    }
+
+    /// Answers a request that will not be finished with `error` (logged and counted like every
+    /// reply); the caller then drops the connection.
+    fn refuse_unfinished(&self, conn: &Conn, error: ApiError) {
+        let started = conn.request_started.unwrap_or_else(Instant::now);
+        let reply = handle(&self.app, &Req::default(), Some(error), started);
+        let _ = (&conn.stream).write(&Answer::closing(reply).bytes());
     }
 
     fn log_error(&self, event: &str, e: &std::io::Error) {
