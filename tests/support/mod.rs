@@ -356,20 +356,22 @@ impl Binary {
             }
         });
         // Built before waiting, so a failed start still kills the child (Drop).
-        let bin = Binary {
+        let mut bin = Binary {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             lines,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut bin = bin;
         // Listening, and the listener is this child's: one that failed to start (its port taken
         // in the meantime) has exited, whoever answers the connect.
-        while TcpStream::connect(bin.addr).is_err() || bin.child.try_wait().ok().flatten().is_some()
-        {
+        loop {
+            let listening = TcpStream::connect(bin.addr).is_ok();
             if let Some(status) = bin.child.try_wait().ok().flatten() {
                 let out: Vec<String> = bin.lines.try_iter().collect();
                 panic!("the binary exited at start ({status}): {out:?}");
+            }
+            if listening {
+                return bin;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -377,7 +379,6 @@ impl Binary {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        bin
     }
 
     /// Sends SIGTERM and waits for the exit status (at most 10 s).
