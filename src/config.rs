@@ -41,7 +41,7 @@ pub const VARS: [Var; 16] = [
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
     var("PORT", "8000", Some((0, 65535)), "listening port on all interfaces; 0 picks a free port (the start-up line names it)"),
-    var("WORKERS", "16", Some((1, 256)), "worker threads serving connections and running handlers"),
+    var("WORKERS", "16", Some((1, 256)), "worker threads for every request but webhooks, which have 4 times as many of their own"),
     var("MAX_BODY_BYTES", "65536", Some((1, 16 << 20)), "largest request body in bytes; larger gets 413"),
     var("WEBHOOK_SECRET_PREVIOUS", "", None, "a second accepted HMAC key while senders move to a new one"),
     var("MAX_HEADER_BYTES", "8192", Some((256, 1 << 20)), "request line plus headers in bytes; larger gets 414 or 431"),
@@ -88,7 +88,7 @@ pub struct Config {
     pub log_level: Level,
     /// `PORT`.
     pub port: u16,
-    /// `WORKERS`: 16 by default, enough for group commit to batch well.
+    /// `WORKERS`: 16 by default; the webhook lane has 4 times as many (`server`).
     pub workers: usize,
     /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,

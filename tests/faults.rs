@@ -338,3 +338,41 @@ fn text_searches_never_hold_the_connection_plain_reads_use() {
         assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
     }
 }
+
+#[test]
+fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", SECRET),
+            ("READ_BUDGET_MS", "3000"),
+            ("WORKERS", "1"),
+        ],
+    );
+    // The one worker of the general lane runs an endless read; another waits for it.
+    let addr = s.addr;
+    let crowd: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || request(addr, "GET", "/__fault/endless-read", &[], b""))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Several at once: the webhook lane has more workers than WORKERS, and they share commits.
+    let posts: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let t = std::time::Instant::now();
+                let status = support::post_signed(addr, &msg(&format!("w{i}"), "x")).status;
+                (status, t.elapsed())
+            })
+        })
+        .collect();
+    for p in posts {
+        let (status, took) = p.join().expect("post");
+        assert_eq!(status, 200);
+        assert!(took.as_millis() < 1000, "a webhook waited {took:?}");
+    }
+    for r in crowd {
+        assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
+    }
+}

@@ -1,5 +1,5 @@
-//! The server: a poller thread that owns every waiting connection, a fixed pool of workers that
-//! run requests, and `handle`, the envelope every request goes through (route with panics
+//! The server: a poller thread that owns every waiting connection, fixed pools of workers that
+//! run requests (two lanes: webhooks, and the rest), and `handle`, the envelope every request goes through (route with panics
 //! caught, count, log).
 //!
 //! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
@@ -11,8 +11,8 @@
 //! never a worker. At `MAX_CONNECTIONS` the connection idle longest is shed for a newcomer; only
 //! when every connection has a request in progress does a newcomer get 503.
 //!
-//! Owns: threads, the request envelope (request id, metrics, the access log line), the worker
-//! loop. Leaves out: sockets' waiting and deadlines (`poller`), buffers (`conn`), framing
+//! Owns: threads and lanes, the request envelope (request id, metrics, the access log line), the
+//! worker loop. Leaves out: sockets' waiting and deadlines (`poller`), buffers (`conn`), framing
 //! (`wire`), routes (`router`), statuses (`http`).
 //! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `ts`, mio, uuid.
 
@@ -40,13 +40,40 @@ const MAX_HEADERS: usize = 100;
 /// trip through the poller. Past it, the connection goes back to the poller.
 const LINGER: Duration = Duration::from_millis(1);
 
+/// Workers in the webhook lane for each of `WORKERS`.
+const WEBHOOK_LANE: usize = 4;
+
 /// The listener's threads.
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    jobs: Sender<Option<Job>>,
     poller: JoinHandle<()>,
-    workers: Vec<JoinHandle<()>>,
+    /// Each worker, and its lane's queue (to tell it to stop).
+    workers: Vec<(Sender<Option<Job>>, JoinHandle<()>)>,
+}
+
+/// The queues of the two lanes of workers. Webhooks have their own lane, `WEBHOOK_LANE` times
+/// larger than `WORKERS`: a webhook spends most of its time waiting for its commit, and a commit
+/// holds at most one row per waiting worker, so more of them waiting makes larger, cheaper
+/// commits. Every other request goes to the `WORKERS` of the general lane, so no more reads than
+/// that compete for the cores and the read connections.
+#[derive(Clone)]
+struct Lanes {
+    general: Sender<Option<Job>>,
+    webhooks: Sender<Option<Job>>,
+}
+
+impl Lanes {
+    fn send(&self, job: Job) {
+        let webhook = matches!(&job.parse, Parse::Done { head, .. }
+            if head.method == "POST" && head.target.split('?').next() == Some("/webhook"));
+        let lane = if webhook {
+            &self.webhooks
+        } else {
+            &self.general
+        };
+        let _ = lane.send(Some(job));
+    }
 }
 
 /// What the poller and the workers share.
@@ -112,33 +139,31 @@ impl Server {
             waker: mio::Waker::new(poll.registry(), poller::WAKER).map_err(err)?,
             registry: poll.registry().try_clone().map_err(err)?,
         });
-        let (jobs, rx) = channel();
-        let rx = Arc::new(Mutex::new(rx));
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name).spawn(f).map_err(err)
         };
-        let workers = (0..c.workers)
-            .map(|i| {
+        let mut workers = Vec::new();
+        let mut lane = |name: &str, n: usize| -> Result<Sender<Option<Job>>, String> {
+            let (jobs, rx) = channel();
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..n {
                 let (app, shared, rx) = (Arc::clone(&app), Arc::clone(&shared), Arc::clone(&rx));
-                spawn(
-                    format!("worker-{i}"),
-                    Box::new(move || work(&app, &shared, &rx)),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let poller = poller::Poller::new(
-            Arc::clone(&app),
-            Arc::clone(&shared),
-            poll,
-            listener,
-            jobs.clone(),
-        )
-        .map_err(err)?;
+                let f = Box::new(move || work(&app, &shared, &rx));
+                workers.push((jobs.clone(), spawn(format!("{name}-{i}"), f)?));
+            }
+            Ok(jobs)
+        };
+        let lanes = Lanes {
+            general: lane("worker", c.workers)?,
+            webhooks: lane("webhook", c.workers * WEBHOOK_LANE)?,
+        };
+        let poller =
+            poller::Poller::new(Arc::clone(&app), Arc::clone(&shared), poll, listener, lanes)
+                .map_err(err)?;
         let poller = spawn("poller".into(), Box::new(move || poller.run()))?;
         Ok(Server {
             addr,
             shared,
-            jobs,
             poller,
             workers,
         })
@@ -155,10 +180,10 @@ impl Server {
         let _ = self.shared.waker.wake();
         // The poller returns once no connection has a request left to finish.
         let _ = self.poller.join();
-        for _ in &self.workers {
-            let _ = self.jobs.send(None);
+        for (jobs, _) in &self.workers {
+            let _ = jobs.send(None);
         }
-        for w in self.workers {
+        for (_, w) in self.workers {
             let _ = w.join();
         }
     }

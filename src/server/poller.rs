@@ -15,7 +15,7 @@
 //! Leaves out: running requests (the workers in `mod`). Uses: `conn`, `wire`, mio.
 
 use super::conn::{Conn, State};
-use super::{Answer, Job, Shared, handle, wait_limit};
+use super::{Answer, Job, Lanes, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
 use crate::wire::{self, Parse};
@@ -29,7 +29,6 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
@@ -46,7 +45,7 @@ pub struct Poller {
     shared: Arc<Shared>,
     poll: Poll,
     listener: Option<TcpListener>,
-    jobs: Sender<Option<Job>>,
+    jobs: Lanes,
     parked: HashMap<usize, Conn>,
     /// The parked connections with nothing in progress, oldest activity first.
     idle: BTreeSet<(Instant, usize)>,
@@ -65,7 +64,7 @@ impl Poller {
         shared: Arc<Shared>,
         poll: Poll,
         mut listener: TcpListener,
-        jobs: Sender<Option<Job>>,
+        jobs: Lanes,
     ) -> std::io::Result<Poller> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -224,11 +223,11 @@ impl Poller {
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
                 self.shared.queued.fetch_add(1, SeqCst);
-                let _ = self.jobs.send(Some(Job {
+                self.jobs.send(Job {
                     token: t,
                     conn,
                     parse,
-                }));
+                });
             }
         }
     }

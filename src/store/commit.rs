@@ -3,6 +3,9 @@
 //!
 //! Owns: the queue of waiting rows, the leader who writes them, the guard that hands leadership
 //! on even when the leader panics, and the write of one batch (rows and aggregates together).
+//! Wake-ups are targeted: a leader wakes its batch's threads and one waiting thread to lead the
+//! next batch, never everyone (a wake-all woke the next batch's rows too, only to sleep again:
+//! at 64 connections that was most of the process's context switches).
 //! Leaves out: reading (`mod`), what hour and text-index bookkeeping mean (`hours`, `search`).
 //! Uses: rusqlite, `hours`, `search`, `lock`, `metrics::Writer` (through the `Store`).
 
@@ -10,11 +13,14 @@ use super::{Error, Inserted, Message, Store, hours, lock, search};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
+use std::thread::Thread;
 use std::time::Instant;
 
 /// One row waiting to be written, and where its outcome goes.
 pub(super) struct Job {
     seq: u64,
+    /// The inserting thread, woken when the row's outcome is published (`None` for `import`).
+    thread: Option<Thread>,
     message: Message,
     ts_key: String,
     created_at: String,
@@ -43,6 +49,7 @@ impl Store {
         queue.next_seq += 1;
         queue.waiting.push(Job {
             seq,
+            thread: Some(std::thread::current()),
             message: m.clone(),
             ts_key: ts_key.into(),
             created_at: created_at.into(),
@@ -52,7 +59,12 @@ impl Store {
                 return outcome;
             }
             if queue.leader {
-                queue = self.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+                drop(queue);
+                // Until the leader publishes this row's outcome or hands over leadership; a
+                // wake-up before this parks is not lost (park returns at once), and a spurious
+                // return just asks again.
+                std::thread::park();
+                queue = lock(&self.queue);
                 continue;
             }
             queue.leader = true;
@@ -62,7 +74,7 @@ impl Store {
             // outcome, clears the leader flag and wakes the waiters, so nobody waits forever.
             let guard = Leader {
                 store: self,
-                seqs: batch.iter().map(|j| j.seq).collect(),
+                batch: batch.iter().map(|j| (j.seq, j.thread.clone())).collect(),
             };
             let written = self.write_batch(&batch);
             queue = lock(&self.queue);
@@ -89,6 +101,7 @@ impl Store {
             .enumerate()
             .map(|(i, (message, ts_key))| Job {
                 seq: i as u64,
+                thread: None,
                 message,
                 ts_key,
                 created_at: created_at.into(),
@@ -172,22 +185,32 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
 }
 
 /// Ends a group-commit leader's turn: fails any row of its batch left without an outcome (only
-/// when the leader unwound from a panic), clears the flag and wakes the waiters.
+/// when the leader unwound from a panic), clears the flag, wakes the batch's threads and the
+/// first waiting one, to lead the next batch.
 struct Leader<'a> {
     store: &'a Store,
-    seqs: Vec<u64>,
+    batch: Vec<(u64, Option<Thread>)>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut queue = lock(&self.store.queue);
-        for seq in &self.seqs {
+        for (seq, _) in &self.batch {
             queue
                 .outcomes
                 .entry(*seq)
                 .or_insert_with(|| Err(Error::Failed("the writer failed".into())));
         }
         queue.leader = false;
-        self.store.done.notify_all();
+        let next = queue.waiting.first().and_then(|j| j.thread.clone());
+        drop(queue);
+        for thread in self
+            .batch
+            .iter()
+            .filter_map(|(_, t)| t.as_ref())
+            .chain(&next)
+        {
+            thread.unpark();
+        }
     }
 }

@@ -37,7 +37,7 @@ use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// One stored message, as the API shows it.
@@ -140,7 +140,6 @@ pub struct Store {
     /// Every read's time budget in nanoseconds (`set_read_budget`).
     limit: Arc<AtomicU64>,
     queue: Mutex<commit::Queue>,
-    done: Condvar,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
     /// Rows per commit and commit time, rendered on /metrics.
@@ -198,7 +197,6 @@ impl Store {
             next_read: AtomicUsize::new(0),
             limit,
             queue: Mutex::default(),
-            done: Condvar::new(),
             write_failing: AtomicBool::new(false),
             writer: Default::default(),
             adopting: AtomicBool::new(adopting),
@@ -460,6 +458,36 @@ mod tests {
         let key = crate::ts::parse_message_ts(&m.ts).expect("valid ts");
         s.insert(m, &key, "2025-01-01T00:00:00.000Z")
             .expect("insert")
+    }
+
+    #[test]
+    fn concurrent_inserts_share_commits_and_every_one_returns() {
+        let s = Arc::new(Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open"));
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..16 {
+            let (s, done) = (Arc::clone(&s), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let m = msg(&format!("{t}-{i}"), "+1", "2025-01-15T10:00:00Z", None);
+                    assert_eq!(put(&s, &m), Inserted::New);
+                }
+                let _ = done.send(());
+            });
+        }
+        // A lost wake-up leaves an inserter parked for good: fail instead of hanging.
+        for _ in 0..16 {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("every inserter returns");
+        }
+        assert_eq!(s.stats().expect("stats").total_messages, 1600);
+        let (_, rows) = s.writer.batch_rows.snapshot();
+        let commits = s.writer.commit_seconds.snapshot().0.last().copied();
+        assert_eq!(rows, 1600.0, "every row went through a batch");
+        assert!(
+            commits.is_some_and(|c| c < 1600),
+            "rows shared commits: {commits:?}"
+        );
     }
 
     #[test]

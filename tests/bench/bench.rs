@@ -6,8 +6,8 @@
 //!        bench footprint <path>        binary size, time to ready, idle RSS, RSS after
 //!                                      FOOTPRINT_SECS (60) of mixed load; exits non-zero if the
 //!                                      binary does not serve (CI runs it on the static build)
-//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"), BENCH_WORKERS (server WORKERS, default
-//!        the server's own default); MALLOC_ARENA_MAX is passed on to the server
+//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"); WORKERS, READ_CONNECTIONS and
+//!        MALLOC_ARENA_MAX are passed on to the server (else it uses its own defaults)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -218,12 +218,11 @@ impl Server {
             .env("PORT", port.to_string())
             .env("MAX_CONNECTIONS", "1024")
             .stdout(Stdio::null());
-        if let Ok(w) = std::env::var("BENCH_WORKERS") {
-            cmd.env("WORKERS", w);
-        }
-        // glibc's arena cap, to measure the trade-off it makes (README "Memory").
-        if let Ok(n) = std::env::var("MALLOC_ARENA_MAX") {
-            cmd.env("MALLOC_ARENA_MAX", n);
+        // The settings whose trade-offs the README measures (MALLOC_ARENA_MAX: glibc's arenas).
+        for var in ["WORKERS", "READ_CONNECTIONS", "MALLOC_ARENA_MAX"] {
+            if let Ok(v) = std::env::var(var) {
+                cmd.env(var, v);
+            }
         }
         let child = cmd.spawn().expect("start the server");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
