@@ -376,3 +376,48 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
         assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
     }
 }
+
+#[test]
+fn a_request_that_arrives_while_a_worker_has_its_connection_is_served() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", SECRET),
+            ("READ_BUDGET_MS", "500"),
+            ("WORKERS", "1"),
+        ],
+    );
+    let sleep = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    let mut a = std::net::TcpStream::connect(s.addr).expect("connect");
+    a.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    a.write_all(b"GET /__fault/endless-read HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    sleep(100);
+    // Another request waits for the only worker, so it hands the connection back to the poller
+    // instead of waiting on it, and the poller must read what came meanwhile.
+    let addr = s.addr;
+    let b = std::thread::spawn(move || request(addr, "GET", "/health/live", &[], b"").status);
+    sleep(100);
+    a.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while String::from_utf8_lossy(&got).matches("HTTP/1.1 ").count() < 2 || !got.ends_with(b"}") {
+        match a.read(&mut chunk) {
+            Ok(n) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            other => panic!(
+                "the second answer never came ({other:?}): {}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["503", "200"]);
+    assert_eq!(b.join().expect("b"), 200);
+}

@@ -333,6 +333,44 @@ fn fd_exhaustion_does_not_stop_the_accept_loop() {
 }
 
 #[test]
+fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
+    let bin = binary(&[("WORKERS", "1")]);
+    for i in 0..100 {
+        let body = format!(
+            r#"{{"message_id":"big{i}","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"{}"}}"#,
+            "x".repeat(4000)
+        );
+        assert_eq!(support::post_signed(bin.addr, &body).status, 200);
+    }
+    let mut a = TcpStream::connect(bin.addr).expect("connect");
+    a.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut first = [0u8; 512];
+    let _ = a.read(&mut first).expect("first answer");
+    // Right after its answer (while the worker waits for a back-to-back request, its socket in
+    // blocking mode), ask for 120 MB of responses (more than loopback buffers hold) and never
+    // read them.
+    let pages = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(300);
+    let sender = std::thread::spawn(move || {
+        let _ = a.write_all(&pages);
+        a // kept open, unread, until the test ends
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(
+            status_of(
+                b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                &bin
+            ),
+            Some(200)
+        );
+        assert!(t.elapsed() < PROMPT, "waited {:?}", t.elapsed());
+    }
+    drop(sender);
+}
+
+#[test]
 fn keep_alive_and_pipelining() {
     let bin = binary(&[]);
     let out = exchange(

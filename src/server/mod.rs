@@ -25,7 +25,6 @@ use crate::wire::{self, Limits, Parse, WireError};
 use crate::{App, lock, router};
 use conn::Conn;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -82,8 +81,9 @@ struct Shared {
     /// Requests handed to the workers and not yet taken by one.
     queued: AtomicUsize,
     bounds: Bounds,
-    /// Connections workers hand back to the poller (with their token), and its wake-up call.
-    back: Mutex<Vec<(usize, Conn)>>,
+    /// Connections workers hand back to the poller (with their token; `None` once closed, so the
+    /// poller forgets the token), and its wake-up call.
+    back: Mutex<Vec<(usize, Option<Conn>)>>,
     waker: mio::Waker,
     /// The poller's registry, for a worker to take a connection out of it while it lingers.
     registry: mio::Registry,
@@ -208,15 +208,12 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
             serve(app, shared, &mut conn, parse, &mut scratch)
         }))
         .unwrap_or(false);
-        let mut wake = false;
-        if keep {
-            let mut back = lock(&shared.back);
-            // A non-empty list has a wake-up on its way already.
-            wake = back.is_empty();
-            back.push((token, conn));
-        } else {
-            drop(conn);
-        }
+        let conn = (keep && conn.unblock().is_ok()).then_some(conn);
+        let mut back = lock(&shared.back);
+        // A non-empty list has a wake-up on its way already; a closed one needs none.
+        let wake = back.is_empty() && conn.is_some();
+        back.push((token, conn));
+        drop(back);
         // After the hand-back, so the poller never sees neither.
         app.metrics.in_progress.fetch_sub(1, SeqCst);
         if wake {
@@ -282,11 +279,9 @@ fn serve(
             Parse::Done { head, body, .. } => {
                 let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
                 let req = to_req(head, body);
-                // Reads watch their client (a copy of the socket), so a hang-up stops them.
-                let client = (req.method == "GET")
-                    .then(|| conn.stream.as_fd().try_clone_to_owned().ok())
-                    .flatten()
-                    .map(std::net::TcpStream::from);
+                // Reads watch their client, so a hang-up stops them.
+                let client =
+                    (req.method == "GET").then(|| (Arc::clone(&conn.stream), conn.blocking));
                 Answer {
                     close,
                     head_only: req.method == "HEAD",

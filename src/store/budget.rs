@@ -20,7 +20,8 @@ thread_local! {
     /// The client of the request this thread is serving (`while_client`). Thread-local because
     /// the progress handler runs on the thread that runs the read, and so the store's API needs
     /// no socket: the server sets it around one request, the handler asks it.
-    static CLIENT: RefCell<Option<TcpStream>> = const { RefCell::new(None) };
+    /// With it, whether the socket is in blocking mode.
+    static CLIENT: RefCell<Option<(Arc<TcpStream>, bool)>> = const { RefCell::new(None) };
     /// Progress-handler calls since the client was last asked (asked every 64th call, every
     /// millisecond or so of SQLite work, so the check costs a syscall that rarely).
     static CALLS: Cell<u32> = const { Cell::new(0) };
@@ -32,7 +33,8 @@ thread_local! {
 /// up (its socket reads end-of-file or is reset), the read is interrupted and fails with
 /// `Error::ClientGone`. A client that shuts down only its sending side while a read runs is
 /// taken as gone as well.
-pub fn while_client<T>(client: Option<TcpStream>, f: impl FnOnce() -> T) -> T {
+/// `client` is the socket and whether it is in blocking mode (the check must not wait).
+pub fn while_client<T>(client: Option<(Arc<TcpStream>, bool)>, f: impl FnOnce() -> T) -> T {
     CLIENT.set(client);
     HUNG_UP.set(false);
     let out = f();
@@ -52,10 +54,19 @@ fn client_gone() -> bool {
     if calls % 64 != 0 {
         return false;
     }
-    let gone = CLIENT.with_borrow(|client| match client.as_ref().map(|c| c.peek(&mut [0])) {
-        Some(Ok(0)) => true,
-        Some(Err(e)) => e.kind() != std::io::ErrorKind::WouldBlock,
-        _ => false,
+    let gone = CLIENT.with_borrow(|client| {
+        let Some((stream, blocking)) = client else {
+            return false;
+        };
+        // A blocking socket would wait for its timeout: asked in non-blocking mode, then put back.
+        let _ = blocking.then(|| stream.set_nonblocking(true));
+        let peeked = stream.peek(&mut [0]);
+        let _ = blocking.then(|| stream.set_nonblocking(false));
+        match peeked {
+            Ok(0) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            _ => false,
+        }
     });
     HUNG_UP.set(gone);
     gone
