@@ -63,9 +63,7 @@ struct Lanes {
 }
 
 impl Lanes {
-    fn send(&self, job: Job) {
-        let webhook = matches!(&job.parse, Parse::Done { head, .. }
-            if head.method == "POST" && head.target.split('?').next() == Some("/webhook"));
+    fn send(&self, job: Job, webhook: bool) {
         let lane = if webhook {
             &self.webhooks
         } else {
@@ -73,6 +71,12 @@ impl Lanes {
         };
         let _ = lane.send(Some(job));
     }
+}
+
+/// Whether a parsed request goes to the webhook lane.
+fn is_webhook(parse: &Parse) -> bool {
+    matches!(parse, Parse::Done { head, .. }
+        if head.method == "POST" && head.target.split('?').next() == Some("/webhook"))
 }
 
 /// What the poller and the workers share.
@@ -101,11 +105,12 @@ struct Bounds {
     max_buffered: usize,
 }
 
-/// A connection with a whole request buffered (or a framing error), for a worker.
+/// A connection with a whole request buffered (or a framing error), for a worker: `parse` is
+/// `None` when the worker is to parse it from the connection's buffer.
 struct Job {
     token: usize,
     conn: Conn,
-    parse: Parse,
+    parse: Option<Parse>,
 }
 
 impl Server {
@@ -205,6 +210,7 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
         shared.queued.fetch_sub(1, SeqCst);
         // A bug in the framing code must cost this connection, not the worker.
         let keep = catch_unwind(AssertUnwindSafe(|| {
+            let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
             serve(app, shared, &mut conn, parse, &mut scratch)
         }))
         .unwrap_or(false);
