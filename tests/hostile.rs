@@ -332,9 +332,8 @@ fn fd_exhaustion_does_not_stop_the_accept_loop() {
     );
 }
 
-#[test]
-fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
-    let bin = binary(&[("WORKERS", "1")]);
+/// Stores 100 messages of 4,000 characters: `/messages?limit=100` is then a 400 KB page.
+fn store_large_page(bin: &Binary) {
     for i in 0..100 {
         let body = format!(
             r#"{{"message_id":"big{i}","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"{}"}}"#,
@@ -342,6 +341,43 @@ fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
         );
         assert_eq!(support::post_signed(bin.addr, &body).status, 200);
     }
+}
+
+#[test]
+fn idle_connections_keep_no_response_buffer() {
+    let bin = binary(&[]);
+    store_large_page(&bin);
+    let page = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let rss = bin.rss_kib();
+    // 300 keep-alive connections that each read a 400 KB page, then stay open and idle: 120 MB
+    // if each kept its last response's buffer.
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(bin.addr).expect("connect");
+            s.write_all(page).expect("send");
+            let mut got = Vec::new();
+            let mut chunk = vec![0u8; 1 << 16];
+            while parse_response(&got).is_none_or(|r| r.text().len() < 400_000) {
+                let n = s.read(&mut chunk).expect("read");
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = bin.rss_kib().saturating_sub(rss) / 1024;
+    assert!(
+        grown < 64,
+        "RSS grew by {grown} MiB with the idle connections"
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
+    let bin = binary(&[("WORKERS", "1")]);
+    store_large_page(&bin);
     let mut a = TcpStream::connect(bin.addr).expect("connect");
     a.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
