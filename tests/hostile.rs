@@ -407,6 +407,29 @@ fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
 }
 
 #[test]
+fn a_pipelined_burst_larger_than_the_read_cap_is_served_in_full() {
+    // A connection buffers at most a head, a body and 16 KiB (here about 18 KiB): 60 requests
+    // of 900 bytes sent at once stay partly unread in the socket, with no readiness event left
+    // to announce them.
+    let bin = binary(&[("MAX_HEADER_BYTES", "1024"), ("MAX_BODY_BYTES", "1024")]);
+    let pad = "x".repeat(840);
+    let mut raw = String::new();
+    for i in 0..60 {
+        let close = if i == 59 { "Connection: close\r\n" } else { "" };
+        raw += &format!("GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n{close}\r\n");
+    }
+    let t = Instant::now();
+    let out = String::from_utf8_lossy(&exchange(bin.addr, raw.as_bytes())).into_owned();
+    assert_eq!(
+        out.matches("HTTP/1.1 200 ").count(),
+        60,
+        "answered in {:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < PROMPT, "took {:?}", t.elapsed());
+}
+
+#[test]
 fn keep_alive_and_pipelining() {
     let bin = binary(&[]);
     let out = exchange(

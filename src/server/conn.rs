@@ -48,6 +48,9 @@ pub struct Conn {
     pub continue_sent: bool,
     /// The peer closed its sending side; what is buffered is all there will be.
     pub eof: bool,
+    /// The last read stopped at the buffer cap, not because the socket was empty: bytes may
+    /// wait that no readiness event will announce again.
+    pub unread: bool,
     /// What the poller watches this connection for: `Some(writable)`, or `None` while it is not
     /// registered (new, or a worker waits on it in `linger`, so its bytes do not wake the poller).
     pub watching: Option<bool>,
@@ -76,6 +79,7 @@ impl Conn {
             last_active: Instant::now(),
             continue_sent: false,
             eof: false,
+            unread: false,
             watching: None,
             _open: OpenGuard(Arc::clone(open)),
         }
@@ -95,7 +99,12 @@ impl Conn {
     /// anything arrived; an error means the connection is broken.
     pub fn read_available(&mut self, scratch: &mut [u8], cap: usize) -> std::io::Result<bool> {
         let mut any = false;
-        while self.buf.len() < cap && !self.eof {
+        self.unread = false;
+        while !self.eof {
+            if self.buf.len() >= cap {
+                self.unread = true;
+                break;
+            }
             match (&*self.stream).read(scratch) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {

@@ -114,8 +114,9 @@ impl Poller {
             for (t, conn) in back {
                 let missed = self.missed.remove(&t);
                 if let Some(conn) = conn {
-                    // Out of the poller while it lingered: whatever came is unknown.
-                    let read = missed || conn.watching.is_none();
+                    // Out of the poller while it lingered, or bytes left unread at the buffer
+                    // cap: whatever waits is unknown.
+                    let read = missed || conn.watching.is_none() || conn.unread;
                     self.progress(t, conn, read);
                 }
             }

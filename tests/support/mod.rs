@@ -323,6 +323,17 @@ impl Binary {
 
     /// Like `start`, with the open-file limit (`ulimit -n`) set to `nofile` when given.
     pub fn start_limited(vars: &[(&str, &str)], nofile: Option<u32>) -> Binary {
+        // A port chosen here can be taken by another test's server before this one binds it:
+        // then this one exits at start, and it is started again on another port.
+        for _ in 0..5 {
+            if let Some(bin) = Binary::try_start(vars, nofile) {
+                return bin;
+            }
+        }
+        panic!("the binary exited at start five times");
+    }
+
+    fn try_start(vars: &[(&str, &str)], nofile: Option<u32>) -> Option<Binary> {
         let bin = env!("CARGO_BIN_EXE_webhook-api");
         let mut cmd = match nofile {
             None => std::process::Command::new(bin),
@@ -362,16 +373,16 @@ impl Binary {
             lines,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        // Listening, and the listener is this child's: one that failed to start (its port taken
-        // in the meantime) has exited, whoever answers the connect.
+        // Listening, and the listener is this child's (a connect may reach another test's
+        // server that took the port first).
         loop {
-            let listening = TcpStream::connect(bin.addr).is_ok();
+            if listens(bin.child.id(), port) && TcpStream::connect(bin.addr).is_ok() {
+                return Some(bin);
+            }
             if let Some(status) = bin.child.try_wait().ok().flatten() {
                 let out: Vec<String> = bin.lines.try_iter().collect();
-                panic!("the binary exited at start ({status}): {out:?}");
-            }
-            if listening {
-                return bin;
+                eprintln!("the binary exited at start ({status}): {out:?}");
+                return None;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -443,4 +454,27 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port` (from /proc: the listening
+/// sockets' inodes, and the process's descriptors).
+fn listens(pid: u32, port: u16) -> bool {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let inode = f.get(9)?;
+            (local == port && f.get(3) == Some(&"0A")).then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten();
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+    })
 }
