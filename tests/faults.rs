@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::json;
 use std::process::Command;
-use support::{SECRET, TestServer, request};
+use support::{Resp, SECRET, TestServer, request};
 
 fn msg(id: &str, text: &str) -> String {
     json!({"message_id": id, "from": "+1", "to": "+2", "ts": "2025-01-15T10:00:00Z", "text": text})
@@ -17,6 +17,24 @@ fn msg(id: &str, text: &str) -> String {
 fn ready(s: &TestServer) -> (u16, serde_json::Value) {
     let r = s.get("/health/ready");
     (r.status, r.json())
+}
+
+/// `n` endless reads (taken as text searches), each on its own connection, given 300 ms to start.
+fn endless_reads(addr: std::net::SocketAddr, n: usize) -> Vec<std::thread::JoinHandle<Resp>> {
+    let crowd = (0..n)
+        .map(|_| {
+            std::thread::spawn(move || request(addr, "GET", "/__fault/endless-read", &[], b""))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    crowd
+}
+
+/// Each of `crowd` was answered 503: its read was stopped at the budget.
+fn stopped_at_the_budget(crowd: Vec<std::thread::JoinHandle<Resp>>) {
+    for r in crowd {
+        assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
+    }
 }
 
 #[test]
@@ -318,13 +336,7 @@ fn text_searches_never_hold_the_connection_plain_reads_use() {
         ],
     );
     // Four endless reads (taken as text searches) hold both search connections, two waiting.
-    let addr = s.addr;
-    let crowd: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || request(addr, "GET", "/__fault/endless-read", &[], b""))
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let crowd = endless_reads(s.addr, 4);
     for path in ["/messages?limit=10", "/stats", "/health/ready"] {
         let t = std::time::Instant::now();
         assert_eq!(s.get(path).status, 200, "{path}");
@@ -334,9 +346,7 @@ fn text_searches_never_hold_the_connection_plain_reads_use() {
             t.elapsed()
         );
     }
-    for r in crowd {
-        assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
-    }
+    stopped_at_the_budget(crowd);
 }
 
 #[test]
@@ -350,13 +360,8 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
         ],
     );
     // The one worker of the general lane runs an endless read; another waits for it.
+    let crowd = endless_reads(s.addr, 2);
     let addr = s.addr;
-    let crowd: Vec<_> = (0..2)
-        .map(|_| {
-            std::thread::spawn(move || request(addr, "GET", "/__fault/endless-read", &[], b""))
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     // Several at once: the webhook lane has more workers than WORKERS, and they share commits.
     let posts: Vec<_> = (0..3)
         .map(|i| {
@@ -372,9 +377,7 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
         assert_eq!(status, 200);
         assert!(took.as_millis() < 1000, "a webhook waited {took:?}");
     }
-    for r in crowd {
-        assert_eq!(r.join().expect("read").status, 503, "stopped at the budget");
-    }
+    stopped_at_the_budget(crowd);
 }
 
 #[test]
