@@ -1,6 +1,6 @@
 //! The server: a poller thread that owns every waiting connection, fixed pools of workers that
-//! run requests (two lanes: webhooks, and the rest), and `handle`, the envelope every request goes through (route with panics
-//! caught, count, log).
+//! run requests (two lanes: webhooks, and the rest), and `handle`, the envelope every request
+//! goes through (route with panics caught, count, log).
 //!
 //! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
 //! mio) accepts, reads what arrives, keeps every deadline, and hands a connection to a worker

@@ -3,7 +3,8 @@
 //! unsent), parked in the kernel's readiness poller (epoll, through mio, edge-triggered).
 //!
 //! It reads what arrives and parses it to learn whether a request is whole; a whole request (or
-//! a framing error) goes to a worker with its connection, the webhook lane's or the general one. It keeps the deadlines: `IDLE_TIMEOUT_MS` between requests (closed),
+//! a framing error) goes to a worker with its connection, the webhook lane's or the general one.
+//! It keeps the deadlines: `IDLE_TIMEOUT_MS` between requests (closed),
 //! `READ_TIMEOUT_MS` of silence and `REQUEST_TIMEOUT_MS` in total mid-request (408, closed),
 //! `WRITE_TIMEOUT_MS` without progress on an unsent response (dropped). At `MAX_CONNECTIONS` it
 //! sheds the connection idle longest for a newcomer; with none idle, the newcomer gets 503.

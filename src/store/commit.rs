@@ -204,12 +204,11 @@ impl Drop for Leader<'_> {
         queue.leader = false;
         let next = queue.waiting.first().and_then(|j| j.thread.clone());
         drop(queue);
-        for thread in self
-            .batch
-            .iter()
-            .filter_map(|(_, t)| t.as_ref())
-            .chain(&next)
-        {
+        // Not the leader itself: it is awake, and a token left for it would cut its next wait
+        // short for nothing.
+        let me = std::thread::current().id();
+        let batch = self.batch.iter().filter_map(|(_, t)| t.as_ref());
+        for thread in batch.chain(&next).filter(|t| t.id() != me) {
             thread.unpark();
         }
     }
