@@ -4,9 +4,10 @@
 //! Read in this order; data flows one way, top to bottom (each module's head says what it owns,
 //! leaves out and uses):
 //!
-//! - `server`   the poller (`server/poller.rs`: listener, waiting connections, deadlines), two
-//!   fixed lanes of workers (webhooks, the rest), and `server::handle`, the path every request
-//!   takes: route (panics caught), then count and log.
+//! - `server`   the poller (`server/poller.rs`: listener, waiting connections, deadlines), one
+//!   connection's buffers and I/O (`server/conn.rs`), two fixed lanes of workers (webhooks, the
+//!   rest), and `server::handle`, the path every request takes: route (panics caught), then
+//!   count and log.
 //! - `wire`     HTTP/1.1 framing: parse a request head and body within caps, write a response.
 //! - `http`     `Req`, `Reply`, `Facts`, `ApiError` and its single mapping to HTTP.
 //! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.

@@ -9,7 +9,7 @@
 //! `main` (a fatal error).
 //!
 //! Owns: `Level`, `Logger`, `Line`, and `Capture` (an in-memory sink for tests).
-//! Leaves out: what goes in a line. Uses: `ts` (the line's time), serde_json.
+//! Leaves out: what goes in a line. Uses: `ts` (the line's time), `lock`, serde_json.
 
 use std::fmt::Display;
 use std::io::Write;

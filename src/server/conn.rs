@@ -1,8 +1,10 @@
-//! One client connection and its non-blocking I/O: the bytes received and not yet parsed, the
-//! response bytes not yet sent, and the times its deadlines count from.
+//! One client connection and its I/O: the bytes received and not yet parsed, the response bytes
+//! not yet sent, and the times its deadlines count from.
 //!
-//! Owns: `Conn`, reading what the socket has (never waiting), writing what it will take (never
-//! waiting), and where the connection stands (`State`). An idle connection holds no buffer.
+//! Owns: `Conn`, reading what the socket has and writing what it will take, never waiting longer
+//! than `LINGER` (the poller's reads do not wait at all; a worker's `linger` waits that long for
+//! a client's next request), and where the connection stands (`State`). An idle connection holds
+//! no buffer.
 //! Leaves out: when to read or write (the poller and the workers decide), what the bytes mean.
 //! Uses: `wire` (parsing and response framing), mio (leaving the poller while lingering).
 

@@ -14,7 +14,8 @@
 //! Owns: threads and lanes, the request envelope (request id, metrics, the access log line), the
 //! worker loop. Leaves out: sockets' waiting and deadlines (`poller`), buffers (`conn`), framing
 //! (`wire`), routes (`router`), statuses (`http`).
-//! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `ts`, mio, uuid.
+//! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `store::while_client` (a
+//! read stops when its client hangs up), `ts`, `lock`, mio, uuid.
 
 mod conn;
 mod poller;

@@ -13,7 +13,9 @@
 //!
 //! Owns: accepting, waiting, deadlines, shedding, and the end of the server (it returns once
 //! stopping and no connection has a request left to finish).
-//! Leaves out: running requests (the workers in `mod`). Uses: `conn`, `wire`, mio.
+//! Leaves out: running requests (the workers in `mod`).
+//! Uses: `conn`, `wire`, `http` and `router` (the 408 and 503 it answers itself, through
+//! `handle`), `log`, `lock`, mio.
 
 use super::conn::{Conn, State};
 use super::{Answer, Job, Lanes, Shared, handle, wait_limit};
