@@ -212,3 +212,176 @@ impl Conn {
         self.request_started = (!self.buf.is_empty()).then_some(self.last_active);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A connection over a real loopback socket, as the poller makes it (non-blocking, `LINGER`
+    /// timeouts), and the client's end.
+    fn pair(open: &Arc<AtomicUsize>) -> (Conn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("socket");
+        server
+            .set_read_timeout(Some(crate::server::LINGER))
+            .expect("socket");
+        server
+            .set_write_timeout(Some(crate::server::LINGER))
+            .expect("socket");
+        (Conn::new(server, open), client)
+    }
+
+    /// Waits until the socket has `n` bytes to read (loopback delivers at once, but not
+    /// synchronously with `write`).
+    fn arrive(conn: &Conn, n: usize) {
+        let mut peek = vec![0; n];
+        for _ in 0..1000 {
+            if conn.stream.peek(&mut peek).unwrap_or(0) >= n {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("{n} bytes never arrived");
+    }
+
+    const LIMITS: Limits = Limits {
+        max_request_line: 1024,
+        max_head: 1024,
+        max_headers: 10,
+        max_body: 1024,
+    };
+
+    #[test]
+    fn reads_up_to_the_cap_and_remembers_what_is_left() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut conn, mut client) = pair(&open);
+        assert_eq!(open.load(SeqCst), 1);
+        let mut scratch = [0u8; 4];
+        assert!(
+            !conn.read_available(&mut scratch, 8).expect("socket"),
+            "nothing sent yet"
+        );
+        assert_eq!((conn.state(), conn.request_started), (State::Idle, None));
+        client.write_all(b"0123456789ab").expect("socket");
+        arrive(&conn, 12);
+        assert!(conn.read_available(&mut scratch, 8).expect("socket"));
+        // Stopped at the cap (8, in reads of 4), not because the socket was empty.
+        assert_eq!((conn.buf.as_slice(), conn.unread), (&b"01234567"[..], true));
+        assert_eq!(conn.state(), State::Reading);
+        assert!(conn.request_started.is_some());
+        assert!(conn.read_available(&mut scratch, 64).expect("socket"));
+        assert_eq!((conn.buf.len(), conn.unread, conn.eof), (12, false, false));
+        drop(client);
+        for _ in 0..1000 {
+            conn.read_available(&mut scratch, 64).expect("socket");
+            if conn.eof {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(conn.eof, "the peer's close is seen");
+        drop(conn);
+        assert_eq!(
+            open.load(SeqCst),
+            0,
+            "a dropped connection counts itself out"
+        );
+    }
+
+    #[test]
+    fn a_short_write_keeps_the_rest_and_a_full_one_releases_the_buffer() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut conn, mut client) = pair(&open);
+        conn.out = b"hello".to_vec();
+        assert!(conn.flush().expect("socket"));
+        assert_eq!(conn.out.capacity(), 0, "released, not just emptied");
+        let mut got = [0u8; 5];
+        client.read_exact(&mut got).expect("socket");
+        assert_eq!(&got, b"hello");
+        // Far more than the socket buffers take while the client reads nothing.
+        let big: Vec<u8> = (0..64 << 20).map(|i| i as u8).collect();
+        conn.out = big.clone();
+        assert!(!conn.flush().expect("socket"), "the client has not read it");
+        assert!(conn.out.len() < big.len() && !conn.out.is_empty());
+        assert_eq!(conn.state(), State::Writing);
+        // The client reads it all while the rest is flushed as the socket takes it: every byte
+        // arrives once, in order.
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).map(|_| all)
+        });
+        while !conn.flush().expect("socket") {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(conn);
+        assert!(
+            reader.join().expect("reader").expect("read") == big,
+            "the bytes received are the response"
+        );
+    }
+
+    #[test]
+    fn whole_requests_are_taken_from_the_buffer_one_at_a_time() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut conn, _client) = pair(&open);
+        let one = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        conn.buf = [&one[..], &one[..], b"GET /b HT"].concat();
+        conn.request_started = Some(Instant::now());
+        conn.continue_sent = true;
+        assert!(matches!(conn.next_request(&LIMITS), Parse::Done { .. }));
+        assert_eq!(conn.buf.len(), one.len() + 9);
+        conn.finish_request();
+        // The next request is already buffered: its clock starts now.
+        assert!(conn.request_started.is_some() && !conn.continue_sent);
+        assert!(matches!(conn.next_request(&LIMITS), Parse::Done { .. }));
+        assert!(matches!(
+            conn.next_request(&LIMITS),
+            Parse::Incomplete { .. }
+        ));
+        assert_eq!(
+            conn.buf, b"GET /b HT",
+            "an incomplete request stays buffered"
+        );
+        conn.buf.clear();
+        conn.finish_request();
+        assert_eq!(conn.request_started, None, "between requests no clock runs");
+    }
+
+    #[test]
+    fn linger_waits_briefly_for_the_next_request_then_unblock_restores_the_poller_mode() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut conn, mut client) = pair(&open);
+        let poll = mio::Poll::new().expect("poll");
+        let mut scratch = [0u8; 64];
+        let started = Instant::now();
+        assert!(!conn.linger(&mut scratch, poll.registry()).expect("socket"));
+        assert!(conn.blocking && started.elapsed() < std::time::Duration::from_secs(1));
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            client.write_all(b"GET").expect("socket");
+            client
+        });
+        // Within the 1 ms linger, or (on a loaded machine) on a later try: never a busy loop.
+        let mut arrived = false;
+        for _ in 0..2000 {
+            if conn.linger(&mut scratch, poll.registry()).expect("socket") {
+                arrived = true;
+                break;
+            }
+        }
+        let _client = writer.join().expect("writer");
+        assert!(arrived && conn.buf == b"GET" && conn.request_started.is_some());
+        conn.unblock().expect("socket");
+        assert!(!conn.blocking);
+        // Non-blocking again: an empty socket answers at once, whatever its read timeout.
+        conn.stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("socket");
+        let started = Instant::now();
+        assert!(!conn.read_available(&mut scratch, 64).expect("socket"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+}
