@@ -421,6 +421,36 @@ fn a_pipelined_burst_larger_than_the_read_cap_is_served_in_full() {
     assert!(t.elapsed() < PROMPT, "took {:?}", t.elapsed());
 }
 
+/// A client that sends its requests and shuts its sending side (`printf ... | nc -N`): the
+/// server sees the end of its input with the bytes (not only once another event comes), answers
+/// every request and closes, long before the idle timeout.
+#[test]
+fn a_client_that_half_closes_is_answered_and_closed_at_once() {
+    let bin = binary(&[("IDLE_TIMEOUT_MS", "60000")]);
+    for raw in [
+        &b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(bin.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(raw).expect("send");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        let answered = text.matches("HTTP/1.1 ").count();
+        assert_eq!(answered, raw.windows(5).filter(|w| w == b"GET /").count());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "closed after {:?}",
+            started.elapsed()
+        );
+    }
+    bin.assert_serving(PROMPT);
+}
+
 #[test]
 fn keep_alive_and_pipelining() {
     let bin = binary(&[]);

@@ -29,6 +29,20 @@ pub enum State {
     Writing,
 }
 
+/// How much `read_available` asks of the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// Nothing: no byte can have arrived since the last read.
+    Nothing,
+    /// Until a read comes back short: the socket was empty then, and the edge-triggered poller
+    /// reports the next arrival. Saves the read that would only say `WouldBlock`, one system
+    /// call per request.
+    Arrived,
+    /// Until the socket says `WouldBlock` or end of stream: after a hang-up, or when what waits
+    /// is unknown.
+    All,
+}
+
 pub struct Conn {
     /// Registered with the poller by its descriptor; shared (not duplicated, which costs two
     /// system calls) with the read that watches for the client hanging up.
@@ -99,7 +113,15 @@ impl Conn {
 
     /// Reads what the socket holds, up to `cap` buffered bytes, without waiting. Returns whether
     /// anything arrived; an error means the connection is broken.
-    pub fn read_available(&mut self, scratch: &mut [u8], cap: usize) -> std::io::Result<bool> {
+    pub fn read_available(
+        &mut self,
+        scratch: &mut [u8],
+        cap: usize,
+        take: Take,
+    ) -> std::io::Result<bool> {
+        if take == Take::Nothing {
+            return Ok(false);
+        }
         let mut any = false;
         self.unread = false;
         while !self.eof {
@@ -112,6 +134,9 @@ impl Conn {
                 Ok(n) => {
                     self.buf.extend_from_slice(&scratch[..n]);
                     any = true;
+                    if n < scratch.len() && take == Take::Arrived {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -261,22 +286,31 @@ mod tests {
         assert_eq!(open.load(SeqCst), 1);
         let mut scratch = [0u8; 4];
         assert!(
-            !conn.read_available(&mut scratch, 8).expect("socket"),
+            !conn
+                .read_available(&mut scratch, 8, Take::All)
+                .expect("socket"),
             "nothing sent yet"
         );
         assert_eq!((conn.state(), conn.request_started), (State::Idle, None));
         client.write_all(b"0123456789ab").expect("socket");
         arrive(&conn, 12);
-        assert!(conn.read_available(&mut scratch, 8).expect("socket"));
+        assert!(
+            conn.read_available(&mut scratch, 8, Take::All)
+                .expect("socket")
+        );
         // Stopped at the cap (8, in reads of 4), not because the socket was empty.
         assert_eq!((conn.buf.as_slice(), conn.unread), (&b"01234567"[..], true));
         assert_eq!(conn.state(), State::Reading);
         assert!(conn.request_started.is_some());
-        assert!(conn.read_available(&mut scratch, 64).expect("socket"));
+        assert!(
+            conn.read_available(&mut scratch, 64, Take::All)
+                .expect("socket")
+        );
         assert_eq!((conn.buf.len(), conn.unread, conn.eof), (12, false, false));
         drop(client);
         for _ in 0..1000 {
-            conn.read_available(&mut scratch, 64).expect("socket");
+            conn.read_available(&mut scratch, 64, Take::All)
+                .expect("socket");
             if conn.eof {
                 break;
             }
@@ -289,6 +323,28 @@ mod tests {
             0,
             "a dropped connection counts itself out"
         );
+    }
+
+    #[test]
+    fn an_event_read_stops_at_a_short_read_and_a_hang_up_read_takes_all() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let (mut conn, mut client) = pair(&open);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("send");
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
+        arrive(&conn, 18);
+        std::thread::sleep(std::time::Duration::from_millis(20)); // the FIN too
+        let mut scratch = [0u8; 64];
+        let read = |c: &mut Conn, s: &mut [u8], take| c.read_available(s, 1024, take);
+        assert!(!read(&mut conn, &mut scratch, Take::Nothing).expect("read"));
+        assert!(conn.buf.is_empty());
+        // One read, shorter than the scratch buffer: the socket was empty then (the end of
+        // stream behind the bytes is left for the hang-up event that announces it).
+        assert!(read(&mut conn, &mut scratch, Take::Arrived).expect("read"));
+        assert_eq!((conn.buf.len(), conn.eof), (18, false));
+        assert!(!read(&mut conn, &mut scratch, Take::All).expect("read"));
+        assert!(conn.eof, "reading all finds the end of stream");
     }
 
     #[test]
@@ -381,7 +437,11 @@ mod tests {
             .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .expect("socket");
         let started = Instant::now();
-        assert!(!conn.read_available(&mut scratch, 64).expect("socket"));
+        assert!(
+            !conn
+                .read_available(&mut scratch, 64, Take::All)
+                .expect("socket")
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

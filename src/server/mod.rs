@@ -314,7 +314,8 @@ fn serve(
             }
             Parse::Incomplete { .. } => return true,
         };
-        answer.close |= shared.stopping.load(SeqCst) || conn.eof;
+        // A client that has shut its sending side is answered every request it sent, then closed.
+        answer.close |= shared.stopping.load(SeqCst) || (conn.eof && conn.buf.is_empty());
         conn.out = answer.bytes();
         conn.close_after = answer.close;
         match conn.flush() {

@@ -17,7 +17,7 @@
 //! Uses: `conn`, `wire`, `http` and `router` (the 408 and 503 it answers itself, through
 //! `handle`), `log`, `lock`, mio.
 
-use super::conn::{Conn, State};
+use super::conn::{Conn, State, Take};
 use super::{Answer, Job, Lanes, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
@@ -108,7 +108,10 @@ impl Poller {
                     // Events for a connection a worker has are not lost: it is read when it is
                     // handed back.
                     Token(t) => match self.unpark(t) {
-                        Some(conn) => self.progress(t, conn, true),
+                        Some(conn) if event.is_read_closed() || event.is_error() => {
+                            self.progress(t, conn, Take::All)
+                        }
+                        Some(conn) => self.progress(t, conn, Take::Arrived),
                         None => _ = self.missed.insert(t),
                     },
                 }
@@ -120,7 +123,7 @@ impl Poller {
                     // Out of the poller while it lingered, or bytes left unread at the buffer
                     // cap: whatever waits is unknown.
                     let read = missed || conn.watching.is_none() || conn.unread;
-                    self.progress(t, conn, read);
+                    self.progress(t, conn, if read { Take::All } else { Take::Nothing });
                 }
             }
             if swept.elapsed() >= TICK {
@@ -188,7 +191,7 @@ impl Poller {
 
     /// Moves a connection on as far as it can go without waiting: finish sending a response,
     /// read what has arrived, and hand a whole request to a worker; otherwise park it again.
-    fn progress(&mut self, t: usize, mut conn: Conn, read: bool) {
+    fn progress(&mut self, t: usize, mut conn: Conn, take: Take) {
         if conn.state() == State::Writing {
             match conn.flush() {
                 Ok(true) if !conn.close_after => conn.finish_request(),
@@ -197,10 +200,9 @@ impl Poller {
             }
         }
         let b = &self.shared.bounds;
-        if read
-            && conn
-                .read_available(&mut self.scratch, b.max_buffered)
-                .is_err()
+        if conn
+            .read_available(&mut self.scratch, b.max_buffered, take)
+            .is_err()
         {
             return;
         }

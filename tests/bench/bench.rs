@@ -521,6 +521,30 @@ fn footprint(bin: &Path) {
     );
 }
 
+/// The machine's limits: raw durable commits, our writer in-process, a hello-world server.
+fn limits(out: &mut Vec<String>, dir: &Path, secs: f64) {
+    let (single, batched) = commit_limits(dir, secs);
+    out.push(format!(
+        "| limit: durable commits, 1 row each (rows/s) | 1 | {single:.0} | | | | |"
+    ));
+    out.push(format!(
+        "| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"
+    ));
+    for (chunk, rate) in writer_limits(dir) {
+        out.push(format!(
+            "| limit: our writer in-process, {chunk} rows a commit (rows/s) | 1 | {rate:.0} | | | | |"
+        ));
+    }
+    let hello = hello_baseline(64, secs);
+    row(
+        out,
+        "limit: tiny_http hello-world, 2 threads",
+        64,
+        &hello,
+        None,
+    );
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("footprint") {
         let bin = PathBuf::from(
@@ -552,28 +576,14 @@ fn main() {
         "|---|---|---|---|---|---|---|".to_string(),
     ];
 
-    let (single, batched) = commit_limits(&dir, secs);
-    out.push(format!(
-        "| limit: durable commits, 1 row each (rows/s) | 1 | {single:.0} | | | | |"
-    ));
-    out.push(format!(
-        "| limit: durable commits, 64 rows each (rows/s) | 1 | {batched:.0} | | | | |"
-    ));
-    for (chunk, rate) in writer_limits(&dir) {
-        out.push(format!(
-            "| limit: our writer in-process, {chunk} rows a commit (rows/s) | 1 | {rate:.0} | | | | |"
-        ));
+    // BENCH_ONLY: run only the load scenarios whose name holds it, without the limits (for
+    // comparing two builds on one scenario, many times, in one sitting).
+    let only = std::env::var("BENCH_ONLY").ok();
+    if only.is_none() {
+        limits(&mut out, &dir, secs);
     }
-    let hello = hello_baseline(64, secs);
-    row(
-        &mut out,
-        "limit: tiny_http hello-world, 2 threads",
-        64,
-        &hello,
-        None,
-    );
-
     let server = Server::start(&bin, &dir.join("load.db"));
+
     // Duplicates target rows that exist: insert them first.
     let mut seeder = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
     for i in 0..1000 {
@@ -616,7 +626,10 @@ fn main() {
             ),
             ("GET /stats", Box::new(|_, _| get("/stats"))),
         ];
-        for (name, make) in &scenarios {
+        let chosen = scenarios
+            .iter()
+            .filter(|(name, _)| only.as_deref().is_none_or(|o| name.contains(o)));
+        for (name, make) in chosen {
             server.reset_peak();
             let before = writer(server.addr);
             let run = drive(server.addr, conns, secs, make.as_ref());
