@@ -398,6 +398,42 @@ fn a_keep_alive_client_that_stops_reading_does_not_hold_the_worker() {
     drop(sender);
 }
 
+/// The write timeout counts from the last progress, not from the start of the response: a
+/// client that reads slowly but steadily gets every byte, however long it takes.
+#[test]
+fn a_slow_reader_that_keeps_reading_gets_every_byte() {
+    let bin = binary(&[("WRITE_TIMEOUT_MS", "200")]);
+    store_large_page(&bin);
+    let page = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let last = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut s = TcpStream::connect(bin.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&[&page.repeat(15)[..], last].concat())
+        .expect("send");
+    let (started, mut got, mut chunk) = (Instant::now(), Vec::new(), [0u8; 32 * 1024]);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        started.elapsed() > Duration::from_millis(600),
+        "read in {:?}: too fast to outlast the write timeout",
+        started.elapsed()
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 200").count(),
+        16,
+        "{} bytes",
+        got.len()
+    );
+    assert!(text.ends_with("}"), "the last page is whole");
+}
+
 #[test]
 fn a_pipelined_burst_larger_than_the_read_cap_is_served_in_full() {
     // A connection buffers at most a head, a body and 16 KiB (here about 18 KiB): 60 requests

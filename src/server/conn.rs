@@ -184,41 +184,31 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes as much of `out` as the socket takes now (in blocking mode, within its write
-    /// timeout, `LINGER`). `Ok(true)` when all of it is sent. A short write means the socket's
-    /// buffer is full: the rest waits for the poller.
+    /// Writes as much of `out` as the socket takes now, in one call (in blocking mode, within its
+    /// write timeout, `LINGER`). `Ok(true)` when all of it is sent; otherwise the socket's buffer
+    /// is full and the rest waits for the poller.
     pub fn flush(&mut self) -> std::io::Result<bool> {
-        let mut sent = 0;
-        let result = loop {
-            if sent == self.out.len() {
-                break Ok(true);
-            }
-            let rest = self.out.len() - sent;
-            match (&*self.stream).write(&self.out[sent..]) {
-                Ok(0) => break Err(ErrorKind::WriteZero.into()),
-                Ok(n) if n < rest => {
-                    sent += n;
-                    break Ok(false);
-                }
-                Ok(n) => sent += n,
+        let sent = loop {
+            match (&*self.stream).write(&self.out) {
+                Ok(n) => break n,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    break Ok(false);
+                    break 0;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
             }
         };
         if sent > 0 {
             self.last_active = Instant::now();
         }
-        if sent == self.out.len() {
-            // Released, not just emptied: an idle connection must not keep its last response's
-            // capacity (300 idle connections that had each read a 400 KB page: RSS +146 MiB).
-            self.out = Vec::new();
-        } else {
+        if sent < self.out.len() {
             self.out.drain(..sent);
+            return Ok(false);
         }
-        result
+        // Released, not just emptied: an idle connection must not keep its last response's
+        // capacity (300 idle connections that had each read a 400 KB page: RSS +146 MiB).
+        self.out = Vec::new();
+        Ok(true)
     }
 
     /// The next request in `buf`, its bytes taken out of the buffer when it is whole.
@@ -347,6 +337,45 @@ mod tests {
         assert!(conn.eof, "reading all finds the end of stream");
     }
 
+    /// A client that resets the connection: it closes with bytes of ours unread, so its kernel
+    /// answers with RST, and the server's next read or write fails.
+    fn reset(conn: &mut Conn, mut client: TcpStream) {
+        conn.out = b"unread".to_vec();
+        assert!(conn.flush().expect("write"));
+        let mut one = [0u8; 1];
+        for _ in 0..1000 {
+            if client.peek(&mut one).unwrap_or(0) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        client.write_all(b"GET").expect("send"); // so a read does not end with WouldBlock
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_reset_connection_fails_its_read_and_its_write() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut scratch = [0u8; 64];
+        let (mut conn, client) = pair(&open);
+        reset(&mut conn, client);
+        // The bytes sent before the reset are read, then the reset fails the read.
+        let read = conn.read_available(&mut scratch, 1024, Take::All);
+        assert!(read.is_err(), "a reset is not a quiet socket: {read:?}");
+        assert_eq!(conn.buf, b"GET");
+        let (mut conn, client) = pair(&open);
+        reset(&mut conn, client);
+        conn.out = vec![b'x'; 1 << 20];
+        assert!(conn.flush().is_err(), "writing to a reset connection fails");
+        let (mut conn, client) = pair(&open);
+        reset(&mut conn, client);
+        let poll = mio::Poll::new().expect("poll");
+        assert!(conn.linger(&mut scratch, poll.registry()).expect("GET"));
+        let lingered = conn.linger(&mut scratch, poll.registry());
+        assert!(lingered.is_err(), "a reset is not a pause: {lingered:?}");
+    }
+
     #[test]
     fn a_short_write_keeps_the_rest_and_a_full_one_releases_the_buffer() {
         let open = Arc::new(AtomicUsize::new(0));
@@ -360,7 +389,14 @@ mod tests {
         // Far more than the socket buffers take while the client reads nothing.
         let big: Vec<u8> = (0..64 << 20).map(|i| i as u8).collect();
         conn.out = big.clone();
+        let long_ago = Instant::now() - std::time::Duration::from_secs(60);
+        conn.last_active = long_ago;
         assert!(!conn.flush().expect("socket"), "the client has not read it");
+        // Progress counts as activity (the write timeout runs from it); no progress does not.
+        assert!(conn.last_active > long_ago);
+        conn.last_active = long_ago;
+        assert!(!conn.flush().expect("socket"));
+        assert_eq!(conn.last_active, long_ago, "the socket took nothing more");
         assert!(conn.out.len() < big.len() && !conn.out.is_empty());
         assert_eq!(conn.state(), State::Writing);
         // The client reads it all while the rest is flushed as the socket takes it: every byte

@@ -323,10 +323,19 @@ impl Poller {
             .map(|(t, _)| *t)
             .collect();
         for t in expired {
-            if let Some(conn) = self.unpark(t) {
-                if conn.state() == State::Reading {
-                    self.refuse_unfinished(&conn, ApiError::Protocol(408, "request timeout"));
-                }
+            let Some(conn) = self.unpark(t) else { continue };
+            if conn.state() == State::Reading {
+                self.refuse_unfinished(&conn, ApiError::Protocol(408, "request timeout"));
+                continue;
+            }
+            // A response's progress shows on writable events, which a large send buffer raises
+            // only once a third of it has drained: a client reading steadily but slowly may
+            // raise none for a while. The socket is asked once more; it is dropped (by `unpark`)
+            // only if it took nothing.
+            let before = conn.last_active;
+            self.progress(t, conn, Take::Nothing);
+            if (self.parked.get(&t)).is_some_and(|c| c.last_active == before) {
+                self.unpark(t);
             }
         }
     }
