@@ -59,11 +59,7 @@ pub const VARS: [Var; 16] = [
 pub fn help() -> String {
     VARS.iter()
         .map(|v| {
-            let default = if v.default.is_empty() {
-                "none"
-            } else {
-                v.default
-            };
+            let default = Some(v.default).filter(|d| !d.is_empty()).unwrap_or("none");
             let range = v
                 .range
                 .map(|(lo, hi)| format!(", {lo}..={hi}"))
@@ -80,35 +76,25 @@ pub fn help() -> String {
 /// variable of `VARS` it names.
 #[derive(Clone)]
 pub struct Config {
-    /// `DATABASE_URL`.
     pub db: DbLocation,
     /// `WEBHOOK_SECRET`; an empty value counts as none.
     pub secret: Option<String>,
-    /// `LOG_LEVEL`.
     pub log_level: Level,
-    /// `PORT`.
     pub port: u16,
     /// `WORKERS`: 16 by default; the webhook lane has 4 times as many (`server`).
     pub workers: usize,
-    /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
     /// `WEBHOOK_SECRET_PREVIOUS`; ignored while `WEBHOOK_SECRET` is unset.
     pub secret_previous: Option<String>,
-    /// `MAX_HEADER_BYTES`.
     pub max_header_bytes: usize,
     /// `MAX_CONNECTIONS`; 0 for `auto` until `start` sets it from the open-file limit.
     pub max_connections: usize,
-    /// `IDLE_TIMEOUT_MS`.
     pub idle_timeout_ms: u64,
-    /// `READ_TIMEOUT_MS`.
     pub read_timeout_ms: u64,
-    /// `REQUEST_TIMEOUT_MS`.
     pub request_timeout_ms: u64,
-    /// `WRITE_TIMEOUT_MS`.
     pub write_timeout_ms: u64,
     /// `BUSY_TIMEOUT_MS` (a backup tool, say, holding the lock).
     pub busy_timeout_ms: u64,
-    /// `READ_BUDGET_MS`.
     pub read_budget_ms: u64,
     /// `READ_CONNECTIONS`; 0 for `auto`.
     pub read_connections: usize,
@@ -244,11 +230,7 @@ mod tests {
         );
         let help = help();
         for (v, (_, comment)) in VARS.iter().zip(&entries) {
-            let default = if v.default.is_empty() {
-                "none"
-            } else {
-                v.default
-            };
+            let default = Some(v.default).filter(|d| !d.is_empty()).unwrap_or("none");
             let cell = if v.default.is_empty() {
                 "none".into()
             } else {

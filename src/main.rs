@@ -51,13 +51,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some("healthcheck") => {
-            if healthcheck() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Some("healthcheck") if healthcheck() => ExitCode::SUCCESS,
+        Some("healthcheck") => ExitCode::FAILURE,
         Some("--version" | "-V") => {
             println!("webhook-api {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! The operators' pack in `ops/`: the alert rules pass `promtool check rules` and their unit
 //! tests, every expression of the rules and the dashboard parses, and every metric they name is
-//! in a live /metrics of the real binary, so a metric renamed in the code fails here.
+//! in a live /metrics of the real binary, so a metric renamed in the code fails here. Also the
+//! binary's own commands an operator runs: the container health check, `--version`, `--help`.
 
 mod support;
 
@@ -192,4 +193,62 @@ fn every_expression_parses_and_reads_only_metrics_the_binary_exports() {
     );
     assert!(used.len() >= 15, "{used:?}");
     b.terminate();
+}
+
+/// `webhook-api healthcheck` (the image's HEALTHCHECK): exit 0 only while /health/ready on
+/// 127.0.0.1:$PORT answers 200; 1 when it answers otherwise or nothing listens.
+#[test]
+fn the_health_check_command_follows_readiness() {
+    let check = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("PORT", port.to_string())
+            .status()
+            .expect("run healthcheck")
+            .code()
+    };
+    let dir = support::temp_dir();
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let ready = Binary::start(&[("DATABASE_URL", &db), ("WEBHOOK_SECRET", "s")]);
+    assert_eq!(check(ready.addr.port()), Some(0));
+    // No secret: the service runs but is not ready (503).
+    let db2 = format!("sqlite:///{}", dir.join("other.db").display());
+    let unready = Binary::start(&[("DATABASE_URL", &db2)]);
+    assert_eq!(
+        request(unready.addr, "GET", "/health/ready", &[], b"").status,
+        503
+    );
+    assert_eq!(check(unready.addr.port()), Some(1));
+    let port = ready.addr.port();
+    drop(ready);
+    assert_eq!(check(port), Some(1), "nothing listens");
+}
+
+#[test]
+fn version_help_and_unknown_arguments() {
+    let run = |arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg(arg)
+            .env_clear()
+            .output()
+            .expect("run")
+    };
+    let version = run("--version");
+    assert_eq!(version.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert_eq!(
+        text.trim(),
+        format!("webhook-api {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = run("--help");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        text.contains("healthcheck") && text.contains("WEBHOOK_SECRET"),
+        "{text}"
+    );
+    let wrong = run("--nope");
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown argument"));
 }
