@@ -249,12 +249,12 @@ mod tests {
         (Conn::new(server, open), client)
     }
 
-    /// Waits until the socket has `n` bytes to read (loopback delivers at once, but not
+    /// Waits until `socket` has `n` bytes to read (loopback delivers at once, but not
     /// synchronously with `write`).
-    fn arrive(conn: &Conn, n: usize) {
+    fn arrive(socket: &TcpStream, n: usize) {
         let mut peek = vec![0; n];
         for _ in 0..1000 {
-            if conn.stream.peek(&mut peek).unwrap_or(0) >= n {
+            if socket.peek(&mut peek).unwrap_or(0) >= n {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -283,7 +283,7 @@ mod tests {
         );
         assert_eq!((conn.state(), conn.request_started), (State::Idle, None));
         client.write_all(b"0123456789ab").expect("socket");
-        arrive(&conn, 12);
+        arrive(&conn.stream, 12);
         assert!(
             conn.read_available(&mut scratch, 8, Take::All)
                 .expect("socket")
@@ -323,7 +323,7 @@ mod tests {
         client
             .shutdown(std::net::Shutdown::Write)
             .expect("half-close");
-        arrive(&conn, 18);
+        arrive(&conn.stream, 18);
         std::thread::sleep(std::time::Duration::from_millis(20)); // the FIN too
         let mut scratch = [0u8; 64];
         let read = |c: &mut Conn, s: &mut [u8], take| c.read_available(s, 1024, take);
@@ -342,13 +342,7 @@ mod tests {
     fn reset(conn: &mut Conn, mut client: TcpStream) {
         conn.out = b"unread".to_vec();
         assert!(conn.flush().expect("write"));
-        let mut one = [0u8; 1];
-        for _ in 0..1000 {
-            if client.peek(&mut one).unwrap_or(0) == 1 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        arrive(&client, 1);
         client.write_all(b"GET").expect("send"); // so a read does not end with WouldBlock
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(50));
