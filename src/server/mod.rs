@@ -217,8 +217,9 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
         .unwrap_or(false);
         let conn = (keep && conn.unblock().is_ok()).then_some(conn);
         let mut back = lock(&shared.back);
-        // A non-empty list has a wake-up on its way already; a closed one needs none.
-        let wake = back.is_empty() && conn.is_some();
+        // A live connection already in the list has a wake-up on its way; a closed one needs none
+        // and sent none, so it must not stand in for one.
+        let wake = conn.is_some() && back.iter().all(|(_, c)| c.is_none());
         back.push((token, conn));
         drop(back);
         // After the hand-back, so the poller never sees neither.
