@@ -169,6 +169,18 @@ fn writer(addr: SocketAddr) -> [f64; 3] {
     .map(sample)
 }
 
+/// The `/messages` query mix: no filter, a sender, a time, a text search and an offset, in turn.
+fn mixed(c: usize, i: u64) -> Vec<u8> {
+    let q = [
+        "",
+        "from=%2B910000000007",
+        "since=2025-01-15T10:00:00Z",
+        "q=hello",
+        "offset=400&limit=100",
+    ];
+    get(&format!("/messages?{}", q[(c + i as usize) % q.len()]))
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
@@ -611,19 +623,7 @@ fn main() {
                 Box::new(|c, i| post(&format!("dup{}", (c as u64 * 7 + i) % 1000), 1, "seed")),
             ),
             ("GET /health/live", Box::new(|_, _| get("/health/live"))),
-            (
-                "GET /messages (mixed filters)",
-                Box::new(|c, i| {
-                    let q = [
-                        "",
-                        "from=%2B910000000007",
-                        "since=2025-01-15T10:00:00Z",
-                        "q=hello",
-                        "offset=400&limit=100",
-                    ];
-                    get(&format!("/messages?{}", q[(c + i as usize) % q.len()]))
-                }),
-            ),
+            ("GET /messages (mixed filters)", Box::new(mixed)),
             ("GET /stats", Box::new(|_, _| get("/stats"))),
         ];
         let chosen = scenarios
@@ -683,6 +683,18 @@ fn main() {
                 Some(server.peak_rss_mb()),
             );
         }
+        // Reads on every core: the same query mix from one client and from 64, on the same rows.
+        let rates = [1, 64].map(|conns| {
+            server.reset_peak();
+            let run = drive(server.addr, conns, secs.min(3.0), &mixed);
+            let name = format!("{rows} rows: /messages (mixed filters)");
+            row(&mut out, &name, conns, &run, Some(server.peak_rss_mb()));
+            run.rps()
+        });
+        out.push(format!(
+            "| reads at 64 connections: {:.2}x the rate at 1 | | | | | | |",
+            rates[1] / rates[0]
+        ));
         drop(server);
         crowd_of_searches(&mut out, &Server::start(&bin, &db), rows, secs);
     }
