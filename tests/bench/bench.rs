@@ -6,8 +6,12 @@
 //!        bench footprint <path>        binary size, time to ready, idle RSS, RSS after
 //!                                      FOOTPRINT_SECS (60) of mixed load; exits non-zero if the
 //!                                      binary does not serve (CI runs it on the static build)
-//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"); WORKERS, READ_CONNECTIONS and
-//!        MALLOC_ARENA_MAX are passed on to the server (else it uses its own defaults)
+//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"); BENCH_ONLY (only the load scenarios
+//!        whose name holds it, no limits); WORKERS, READ_CONNECTIONS and MALLOC_ARENA_MAX are
+//!        passed on to the server (else it uses its own defaults)
+//! Rows:  limits; load scenarios at 16 and 64 connections (with the writer's commits after each
+//!        that writes); per preloaded size, single-client reads, the query mix from 1 and from 64
+//!        clients on the same rows, and a crowd of costly searches beside a cheap read
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
