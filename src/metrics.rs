@@ -126,6 +126,12 @@ pub struct Metrics {
     pub in_progress: AtomicUsize,
     /// Reads stopped at `READ_BUDGET_MS`.
     pub reads_over_budget: AtomicU64,
+    /// Connections dropped because handling them panicked in the poller (a bug, logged).
+    pub connection_panics: AtomicU64,
+    /// Text searches refused (503) because as many as allowed were running or waiting.
+    pub searches_refused: AtomicU64,
+    /// Log lines dropped because stdout's reader did not keep up (shared with the `Logger`).
+    pub log_lines_dropped: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -145,6 +151,9 @@ impl Metrics {
             idle_connections: AtomicUsize::new(0),
             in_progress: AtomicUsize::new(0),
             reads_over_budget: AtomicU64::new(0),
+            connection_panics: AtomicU64::new(0),
+            searches_refused: AtomicU64::new(0),
+            log_lines_dropped: Arc::default(),
         }
     }
 
@@ -231,6 +240,12 @@ impl Metrics {
             ("http_requests_in_progress", "gauge", "Requests being run.", self.in_progress.load(Relaxed) as u64),
             ("db_reads_over_budget_total", "counter",
                 "Reads interrupted at READ_BUDGET_MS.", self.reads_over_budget.load(Relaxed)),
+            ("http_connection_panics_total", "counter",
+                "Connections dropped because handling them panicked (each is logged).", self.connection_panics.load(Relaxed)),
+            ("db_searches_refused_total", "counter",
+                "Text searches refused with 503: as many as allowed were running or waiting.", self.searches_refused.load(Relaxed)),
+            ("log_lines_dropped_total", "counter",
+                "Log lines dropped because the reader of stdout did not keep up.", self.log_lines_dropped.load(Relaxed)),
             ("service_ready", "gauge", "1 when /health/ready would answer 200, else 0.", u64::from(ready)),
         ];
         for (name, kind, help, value) in connections {
@@ -417,6 +432,15 @@ mod tests {
                  # HELP db_reads_over_budget_total Reads interrupted at READ_BUDGET_MS.\n\
                  # TYPE db_reads_over_budget_total counter\n\
                  db_reads_over_budget_total 0\n\
+                 # HELP http_connection_panics_total Connections dropped because handling them panicked (each is logged).\n\
+                 # TYPE http_connection_panics_total counter\n\
+                 http_connection_panics_total 0\n\
+                 # HELP db_searches_refused_total Text searches refused with 503: as many as allowed were running or waiting.\n\
+                 # TYPE db_searches_refused_total counter\n\
+                 db_searches_refused_total 0\n\
+                 # HELP log_lines_dropped_total Log lines dropped because the reader of stdout did not keep up.\n\
+                 # TYPE log_lines_dropped_total counter\n\
+                 log_lines_dropped_total 0\n\
                  # HELP service_ready 1 when /health/ready would answer 200, else 0.\n\
                  # TYPE service_ready gauge\n\
                  service_ready 1\n\

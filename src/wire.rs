@@ -116,14 +116,22 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
     if method.is_empty() || !method.bytes().all(is_tchar) {
         return Err(WireError::Bad("malformed method"));
     }
-    // Absolute form (`http://host/path`, as sent to proxies) is read as its path.
+    // Absolute form (`http://host/path`, as sent to proxies) is read as its path. The authority
+    // ends at the first `/`, `?` or `#` (RFC 3986), so `http://h?/x` is the path `/`, query `/x`.
+    let absolute;
     let target = match target.split_once("://") {
         Some((scheme, rest))
             if ["http", "https"]
                 .iter()
                 .any(|s| scheme.eq_ignore_ascii_case(s)) =>
         {
-            rest.find('/').map_or("/", |i| &rest[i..])
+            let rest = rest.split('#').next().unwrap_or(""); // a fragment is never sent on
+            let at = rest.find(['/', '?']).unwrap_or(rest.len());
+            absolute = format!("/{}", rest[at..].trim_start_matches('/'));
+            match rest[at..].starts_with('/') {
+                true => &rest[at..],
+                false => &absolute,
+            }
         }
         _ => target,
     };
@@ -234,34 +242,110 @@ pub fn read_body(r: &mut &[u8], framing: Framing, limits: &Limits) -> Result<Vec
             Ok(body)
         }
         Framing::Chunked => {
-            let mut body = Vec::new();
-            let bad = WireError::Bad;
-            loop {
-                let line = read_line(r, 1024, bad("chunk size line too long"))?;
-                let size = std::str::from_utf8(line)
-                    .ok()
-                    // No spaces around the size: proxies disagree on them (a smuggling seam).
-                    .map(|l| l.split(';').next().unwrap_or(""))
-                    .filter(|s| {
-                        !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_hexdigit())
-                    })
-                    .and_then(|s| u64::from_str_radix(s, 16).ok())
-                    .ok_or(WireError::Bad("malformed chunk size"))?;
-                if size == 0 {
-                    // Trailers are read (within the head caps) and dropped.
-                    read_fields(r, limits, limits.max_head)?;
-                    return Ok(body);
-                }
-                if body.len() as u64 + size > limits.max_body as u64 {
-                    return Err(WireError::BodyTooLarge);
-                }
-                take_exact(r, size, &mut body)?;
-                if !read_line(r, 2, bad("chunk not followed by CRLF"))?.is_empty() {
-                    return Err(bad("chunk not followed by CRLF"));
-                }
+            let mut chunks = Chunked::default();
+            match chunks.feed(r, limits)? {
+                true => Ok(chunks.body),
+                false => Err(WireError::Closed),
             }
         }
     }
+}
+
+/// Framing bytes (size lines, extensions, CRLFs, trailers) a chunked body may add, as a multiple
+/// of `max_body`: one-byte chunks take five, so any body under the cap is accepted however it is
+/// chunked, and a body's wire size (what it costs to receive) stays within nine times the cap.
+pub const CHUNK_OVERHEAD: usize = 8;
+
+/// A chunked body decoded as it arrives: each byte is taken once (only a size line or the
+/// trailers, within their caps, are looked at again while they are incomplete), so a body in
+/// one-byte chunks costs what its bytes cost, not the square of their number.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    pub body: Vec<u8>,
+    step: Step,
+    /// Framing bytes taken so far.
+    overhead: usize,
+}
+
+/// Where a chunked body stands.
+#[derive(Debug, Default, Clone, Copy)]
+enum Step {
+    #[default]
+    Size,
+    /// Bytes of the current chunk still to come.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    End,
+    /// After the last (empty) chunk.
+    Trailers,
+}
+
+impl Chunked {
+    /// Takes from `r` what it can. `Ok(true)` once the body and its trailers are complete;
+    /// `Ok(false)` when more bytes are needed (what was taken is out of `r`).
+    pub fn feed(&mut self, r: &mut &[u8], limits: &Limits) -> Result<bool, WireError> {
+        let bad = WireError::Bad;
+        loop {
+            let before = r.len();
+            let next = match self.step {
+                Step::Data(_) if r.is_empty() => return Ok(false),
+                Step::Data(left) => {
+                    let n = r.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    self.body.extend_from_slice(&r[..n]);
+                    *r = &r[n..];
+                    self.step = match left - n as u64 {
+                        0 => Step::End,
+                        left => Step::Data(left),
+                    };
+                    continue;
+                }
+                Step::End => match read_line(r, 2, bad("chunk not followed by CRLF")) {
+                    Ok([]) => Ok(Step::Size),
+                    Ok(_) => Err(bad("chunk not followed by CRLF")),
+                    Err(e) => Err(e),
+                },
+                Step::Size => read_line(r, 1024, bad("chunk size line too long"))
+                    .and_then(chunk_size)
+                    .and_then(|size| match (self.body.len() as u64).checked_add(size) {
+                        Some(n) if n <= limits.max_body as u64 && size > 0 => Ok(Step::Data(size)),
+                        Some(_) if size == 0 => Ok(Step::Trailers),
+                        _ => Err(WireError::BodyTooLarge),
+                    }),
+                Step::Trailers => {
+                    // Read (within the head caps) and dropped; taken all at once or not at all.
+                    let mut rest = *r;
+                    return match read_fields(&mut rest, limits, limits.max_head) {
+                        Ok(_) => {
+                            *r = rest;
+                            Ok(true)
+                        }
+                        Err(WireError::Closed) => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                }
+            };
+            match next {
+                Ok(step) => self.step = step,
+                Err(WireError::Closed) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            self.overhead += before - r.len();
+            if self.overhead > limits.max_body.saturating_mul(CHUNK_OVERHEAD) + limits.max_head {
+                return Err(WireError::BodyTooLarge);
+            }
+        }
+    }
+}
+
+/// A chunk-size line's size: hex digits only, no spaces around them (proxies disagree on those,
+/// a smuggling seam), at most 16 of them; an extension after `;` is ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
+    std::str::from_utf8(line)
+        .ok()
+        .map(|l| l.split(';').next().unwrap_or(""))
+        .filter(|s| !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_hexdigit()))
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .ok_or(WireError::Bad("malformed chunk size"))
 }
 
 /// Moves exactly `n` bytes from `r` to `body`; `Closed` when fewer have arrived.
@@ -285,6 +369,13 @@ pub enum Parse {
     Done {
         head: Head,
         body: Vec<u8>,
+        consumed: usize,
+    },
+    /// A chunked body has begun and is not complete: the caller keeps `decoder` and feeds it
+    /// what arrives after the `consumed` bytes (the head and the body so far), which it drops.
+    Chunking {
+        head: Head,
+        decoder: Chunked,
         consumed: usize,
     },
     /// The request cannot be served; `head` is set when the head was read before the error.
@@ -322,6 +413,25 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
         // Do not copy a partial body on every call: wait until all of it is here.
         Framing::Length(n) if (cursor.len() as u64) < n => return waiting(&head),
         _ => {}
+    }
+    if head.framing == Framing::Chunked {
+        let mut decoder = Chunked::default();
+        return match decoder.feed(&mut cursor, limits) {
+            Ok(true) => Parse::Done {
+                head,
+                body: decoder.body,
+                consumed: buf.len() - cursor.len(),
+            },
+            Ok(false) => Parse::Chunking {
+                head,
+                decoder,
+                consumed: buf.len() - cursor.len(),
+            },
+            Err(error) => Parse::Failed {
+                head: Some(head),
+                error,
+            },
+        };
     }
     match read_body(&mut cursor, head.framing, limits) {
         Ok(body) => Parse::Done {
@@ -742,6 +852,68 @@ mod tests {
         assert!(
             head("GET / HTTP/1.0\r\n\r\n").is_ok(),
             "HTTP/1.0 needs no Host"
+        );
+    }
+
+    #[test]
+    fn absolute_authority_ends_at_the_first_slash_query_or_fragment() {
+        let target =
+            |t: &str| head(&format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n")).map(|h| h.target);
+        assert_eq!(
+            target("http://gw.internal?/messages?limit=1")
+                .ok()
+                .as_deref(),
+            Some("/?/messages?limit=1")
+        );
+        assert_eq!(target("http://gw#/messages").ok().as_deref(), Some("/"));
+        assert_eq!(target("http://gw/a#b").ok().as_deref(), Some("/a"));
+        assert_eq!(target("http://gw?q=1").ok().as_deref(), Some("/?q=1"));
+    }
+
+    #[test]
+    fn chunk_sizes_cannot_overflow() {
+        let read = |raw: &str| read_body(&mut raw.as_bytes(), Framing::Chunked, &LIMITS);
+        for raw in [
+            "1\r\nx\r\nffffffffffffffff\r\n",
+            "ffffffffffffffff\r\n",
+            "1\r\nx\r\nfffffffffffffff0\r\n",
+        ] {
+            assert!(matches!(read(raw), Err(WireError::BodyTooLarge)), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_the_same_however_they_arrive() {
+        let body: Vec<u8> = (0..50u8).collect();
+        let mut raw = Vec::new();
+        for b in &body {
+            raw.extend_from_slice(format!("1;e=v\r\n{}\r\n", *b as char).as_bytes());
+        }
+        raw.extend_from_slice(b"0\r\nT: v\r\n\r\n");
+        // Fed one byte at a time, as a trickling client sends it: each byte is taken once.
+        let mut decoder = Chunked::default();
+        let mut fed = 0;
+        for i in 0..raw.len() {
+            let mut r = &raw[fed..=i];
+            let done = decoder.feed(&mut r, &LIMITS).expect("valid");
+            fed = i + 1 - r.len();
+            assert_eq!(done, i == raw.len() - 1, "done only at the last byte");
+        }
+        assert_eq!(decoder.body, body);
+        // The framing may be up to CHUNK_OVERHEAD times the body cap (plus the head cap), no more.
+        let cap = LIMITS.max_body * CHUNK_OVERHEAD + LIMITS.max_head;
+        let mut big = Vec::new();
+        while big.len() < 2 * cap {
+            big.extend_from_slice(b"0001;eeeeeeeeeeeeeeeeeeeeeeee\r\nx\r\n");
+        }
+        let mut decoder = Chunked::default();
+        assert!(matches!(
+            decoder.feed(&mut &big[..], &LIMITS),
+            Err(WireError::BodyTooLarge)
+        ));
+        assert!(
+            decoder.body.len() < LIMITS.max_body,
+            "refused for its framing, not its body"
         );
     }
 

@@ -60,6 +60,9 @@ pub struct Conn {
     pub request_started: Option<Instant>,
     /// When bytes last moved in either direction.
     pub last_active: Instant,
+    /// A chunked request whose body is arriving: its head and the body decoded so far (its bytes
+    /// have left `buf`).
+    pub chunked: Option<(wire::Head, wire::Chunked)>,
     /// `100 Continue` was sent for the request now in `buf`.
     pub continue_sent: bool,
     /// The peer closed its sending side; what is buffered is all there will be.
@@ -92,6 +95,7 @@ impl Conn {
             out: Vec::new(),
             close_after: false,
             request_started: None,
+            chunked: None,
             last_active: Instant::now(),
             continue_sent: false,
             eof: false,
@@ -104,7 +108,7 @@ impl Conn {
     pub fn state(&self) -> State {
         if !self.out.is_empty() {
             State::Writing
-        } else if self.buf.is_empty() {
+        } else if self.buf.is_empty() && self.chunked.is_none() {
             State::Idle
         } else {
             State::Reading
@@ -213,11 +217,73 @@ impl Conn {
 
     /// The next request in `buf`, its bytes taken out of the buffer when it is whole.
     pub fn next_request(&mut self, limits: &Limits) -> Parse {
-        let parse = wire::parse_request(&self.buf, limits);
-        if let Parse::Done { consumed, .. } = &parse {
-            self.buf.drain(..*consumed);
+        self.parse(limits, true)
+    }
+
+    /// The request at the front of `buf`; `take` takes a whole one out of the buffer (the poller
+    /// only looks, so a worker parses it again and a request's memory stays on one thread). A
+    /// chunked body is decoded as it arrives: its bytes leave `buf` at every call, so none is
+    /// parsed twice, and a whole one comes back with `consumed` 0.
+    pub fn parse(&mut self, limits: &Limits, take: bool) -> Parse {
+        let decoding = self.chunked.is_some();
+        let parse = match self.chunked.take() {
+            None => wire::parse_request(&self.buf, limits),
+            Some((head, mut decoder)) => {
+                let mut rest = &self.buf[..];
+                let fed = decoder.feed(&mut rest, limits);
+                let consumed = self.buf.len() - rest.len();
+                match fed {
+                    Ok(true) => Parse::Done {
+                        head,
+                        body: decoder.body,
+                        consumed,
+                    },
+                    Ok(false) => Parse::Chunking {
+                        head,
+                        decoder,
+                        consumed,
+                    },
+                    Err(error) => Parse::Failed {
+                        head: Some(head),
+                        error,
+                    },
+                }
+            }
+        };
+        match parse {
+            Parse::Chunking {
+                head,
+                decoder,
+                consumed,
+            } => {
+                self.buf.drain(..consumed);
+                let expect_continue = head.expect_continue;
+                self.chunked = Some((head, decoder));
+                Parse::Incomplete { expect_continue }
+            }
+            Parse::Done {
+                head,
+                body,
+                consumed,
+            } if take || decoding => {
+                self.buf.drain(..consumed);
+                let consumed = if decoding { 0 } else { consumed };
+                Parse::Done {
+                    head,
+                    body,
+                    consumed,
+                }
+            }
+            parse => parse,
         }
-        parse
+    }
+
+    /// The head of the request now arriving, when all of it is here.
+    pub fn head(&self, limits: &Limits) -> Option<wire::Head> {
+        match &self.chunked {
+            Some((head, _)) => Some(head.clone()),
+            None => wire::read_head(&mut &self.buf[..], limits).ok(),
+        }
     }
 
     /// After a response is sent: the next request's clock starts with its first byte.

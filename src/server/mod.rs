@@ -313,7 +313,7 @@ fn serve(
                 };
                 Answer::closing(handle(app, &req, early, started))
             }
-            Parse::Incomplete { .. } => return true,
+            Parse::Incomplete { .. } | Parse::Chunking { .. } => return true,
         };
         // A client that has shut its sending side is answered every request it sent, then closed.
         answer.close |= shared.stopping.load(SeqCst) || (conn.eof && conn.buf.is_empty());

@@ -21,7 +21,7 @@ use super::conn::{Conn, State, Take};
 use super::{Answer, Job, Lanes, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
-use crate::wire::{self, Parse};
+use crate::wire::Parse;
 use crate::{App, lock, router};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
@@ -30,6 +30,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
@@ -109,9 +110,9 @@ impl Poller {
                     // handed back.
                     Token(t) => match self.unpark(t) {
                         Some(conn) if event.is_read_closed() || event.is_error() => {
-                            self.progress(t, conn, Take::All)
+                            self.guarded(t, conn, Take::All)
                         }
-                        Some(conn) => self.progress(t, conn, Take::Arrived),
+                        Some(conn) => self.guarded(t, conn, Take::Arrived),
                         None => _ = self.missed.insert(t),
                     },
                 }
@@ -123,7 +124,7 @@ impl Poller {
                     // Out of the poller while it lingered, or bytes left unread at the buffer
                     // cap: whatever waits is unknown.
                     let read = missed || conn.watching.is_none() || conn.unread;
-                    self.progress(t, conn, if read { Take::All } else { Take::Nothing });
+                    self.guarded(t, conn, if read { Take::All } else { Take::Nothing });
                 }
             }
             if swept.elapsed() >= TICK {
@@ -174,7 +175,10 @@ impl Poller {
                 m.shed_connections.fetch_add(1, SeqCst);
             } else {
                 m.rejected_connections.fetch_add(1, SeqCst);
-                let refusal = Answer::closing(ApiError::TooManyConnections.into_reply());
+                // Through `handle`, like every answer: logged, counted, with its X-Request-ID.
+                let error = Some(ApiError::TooManyConnections);
+                let reply = handle(&self.app, &Req::default(), error, Instant::now());
+                let refusal = Answer::closing(reply);
                 let _ = (&stream).write(&refusal.bytes());
                 return;
             }
@@ -189,6 +193,17 @@ impl Poller {
         self.park(t, conn);
     }
 
+    /// `progress`, where a panic (a bug in framing or here) drops that one connection, logged and
+    /// counted, instead of the poller thread every client depends on.
+    fn guarded(&mut self, t: usize, conn: Conn, take: Take) {
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| self.progress(t, conn, take)));
+        if run.is_err() {
+            self.app.metrics.connection_panics.fetch_add(1, SeqCst);
+            let line = Line::new(Level::Error).str("event", "connection_panic");
+            self.app.log.write(line.raw("token", t));
+        }
+    }
+
     /// Moves a connection on as far as it can go without waiting: finish sending a response,
     /// read what has arrived, and hand a whole request to a worker; otherwise park it again.
     fn progress(&mut self, t: usize, mut conn: Conn, take: Take) {
@@ -199,23 +214,31 @@ impl Poller {
                 _ => return,
             }
         }
-        let b = &self.shared.bounds;
-        if conn
-            .read_available(&mut self.scratch, b.max_buffered, take)
-            .is_err()
-        {
-            return;
-        }
+        let b = self.shared.bounds;
+        let mut take = take;
         // Parsed here only to learn whether it is whole; a worker parses it again and takes it out
         // of the buffer, so a request's allocations are made and freed on one thread (glibc frees
-        // another thread's memory slowly: a third of the poller's cost per request).
-        let parse = match wire::parse_request(&conn.buf, &b.limits) {
+        // another thread's memory slowly: a third of the poller's cost per request). A chunked
+        // body that made room in the buffer is read on: its bytes past the cap raise no event.
+        let parse = loop {
+            if (conn.read_available(&mut self.scratch, b.max_buffered, take)).is_err() {
+                return;
+            }
+            let before = conn.buf.len();
+            match conn.parse(&b.limits, false) {
+                Parse::Incomplete { .. } if conn.unread && conn.buf.len() < before => {
+                    take = Take::All;
+                }
+                parse => break parse,
+            }
+        };
+        let parse = match parse {
             Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
                 conn.continue_sent = true;
                 // A request refused whatever its body is answered now, instead of `100
                 // Continue`, and the connection closed after (its body is never read).
-                match wire::read_head(&mut &conn.buf[..], &b.limits) {
-                    Ok(mut head)
+                match conn.head(&b.limits) {
+                    Some(mut head)
                         if router::refused_without_body(
                             &self.app,
                             &super::to_req(head.clone(), Vec::new()),
@@ -223,6 +246,7 @@ impl Poller {
                     {
                         head.keep_alive = false;
                         conn.buf.clear();
+                        conn.chunked = None;
                         let (body, consumed) = (Vec::new(), 0);
                         Parse::Done {
                             head,
@@ -239,8 +263,8 @@ impl Poller {
             parse => parse,
         };
         match parse {
-            Parse::Incomplete { .. } if conn.eof => {}
-            Parse::Incomplete { .. } => self.park(t, conn),
+            Parse::Incomplete { .. } | Parse::Chunking { .. } if conn.eof => {}
+            Parse::Incomplete { .. } | Parse::Chunking { .. } => self.park(t, conn),
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
                 self.shared.queued.fetch_add(1, SeqCst);
@@ -333,7 +357,7 @@ impl Poller {
             // raise none for a while. The socket is asked once more; it is dropped (by `unpark`)
             // only if it took nothing.
             let before = conn.last_active;
-            self.progress(t, conn, Take::Nothing);
+            self.guarded(t, conn, Take::Nothing);
             if (self.parked.get(&t)).is_some_and(|c| c.last_active == before) {
                 self.unpark(t);
             }
@@ -356,7 +380,10 @@ impl Poller {
     /// reply); the caller then drops the connection.
     fn refuse_unfinished(&self, conn: &Conn, error: ApiError) {
         let started = conn.request_started.unwrap_or_else(Instant::now);
-        let reply = handle(&self.app, &Req::default(), Some(error), started);
+        // The method and path, for the log line, when the head has arrived.
+        let head = conn.head(&self.shared.bounds.limits);
+        let req = head.map_or_else(Req::default, |h| super::to_req(h, Vec::new()));
+        let reply = handle(&self.app, &req, Some(error), started);
         let _ = (&*conn.stream).write(&Answer::closing(reply).bytes());
     }
 
@@ -366,11 +393,14 @@ impl Poller {
     }
 }
 
-/// The bytes a parked connection holds: its request so far, or its unsent response.
+/// The bytes a parked connection holds: its request so far (a chunked body's decoded part too),
+/// or its unsent response.
 fn held(conn: &Conn) -> usize {
     match conn.state() {
         State::Idle => 0,
-        State::Reading => conn.buf.capacity(),
+        State::Reading => {
+            conn.buf.capacity() + conn.chunked.as_ref().map_or(0, |c| c.1.body.capacity())
+        }
         State::Writing => conn.out.len(),
     }
 }
