@@ -54,6 +54,13 @@ impl Req {
 
 /// `application/x-www-form-urlencoded` decoding of one component. A `%` not followed by two hex
 /// digits is kept as is, as browsers and Python do.
+/// A 503 that tells the client to come back in a second.
+fn retry_later(why: &str) -> Reply {
+    let mut r = Reply::json(503, &json!({ "detail": why }));
+    r.headers.push(("Retry-After", "1".into()));
+    r
+}
+
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -191,6 +198,8 @@ pub enum ApiError {
     Protocol(u16, &'static str),
     /// `MAX_CONNECTIONS` are open: the client should retry in a second.
     TooManyConnections,
+    /// As many text searches as allowed are running or waiting: 503, retry in a second.
+    SearchesBusy,
 }
 
 impl ApiError {
@@ -225,11 +234,8 @@ impl ApiError {
             ApiError::ClientGone => detail(499, "client closed the request"),
             ApiError::Internal => detail(500, "internal error"),
             ApiError::Protocol(status, why) => detail(status, why),
-            ApiError::TooManyConnections => {
-                let mut r = detail(503, "too many connections");
-                r.headers.push(("Retry-After", "1".into()));
-                r
-            }
+            ApiError::TooManyConnections => retry_later("too many connections"),
+            ApiError::SearchesBusy => retry_later("too many text searches at once"),
         }
     }
 }

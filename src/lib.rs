@@ -61,6 +61,7 @@ pub struct App {
 pub struct Running {
     app: Arc<App>,
     server: server::Server,
+    monitor: Monitor,
 }
 
 /// Descriptors kept back from `MAX_CONNECTIONS=auto` for the database files, the listener, the
@@ -92,8 +93,15 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         metrics: metrics::Metrics::new(&webhook::Outcome::LABELS),
         log,
     });
-    let server =
-        server::Server::start(Arc::clone(&app)).map_err(|e| format!("cannot listen: {e}"))?;
+    app.store.probe();
+    let monitor = Monitor::start(Arc::clone(&app));
+    let server = match server::Server::start(Arc::clone(&app)) {
+        Ok(server) => server,
+        Err(e) => {
+            monitor.stop(); // its reference to the store goes too: the database is closed
+            return Err(format!("cannot listen: {e}"));
+        }
+    };
     let c = &app.config;
     let database = match &c.db {
         DbLocation::Memory => ":memory:".to_string(),
@@ -118,7 +126,38 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         let app = Arc::clone(&app);
         std::thread::spawn(move || adopt(&app));
     }
-    Ok(Running { app, server })
+    Ok(Running {
+        app,
+        server,
+        monitor,
+    })
+}
+
+/// The thread that probes the store's health every 100 ms, so that readiness and /metrics read a
+/// verdict instead of waiting for a lock or a busy timeout.
+struct Monitor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Monitor {
+    fn start(app: Arc<App>) -> Monitor {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
+                app.store.probe();
+            }
+        });
+        Monitor { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
 }
 
 /// Adopts a FastAPI service's database while the server answers (not ready until done), with a
@@ -155,6 +194,7 @@ impl Running {
     /// Finishes the requests in flight, stops the workers, closes the database, logs shutdown.
     pub fn stop(self) {
         self.server.stop();
+        self.monitor.stop();
         self.app
             .log
             .write(Line::new(Level::Info).str("event", "shutdown"));

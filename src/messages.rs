@@ -53,6 +53,7 @@ pub fn read_error(e: store::Error) -> ApiError {
     match e {
         store::Error::OverBudget => ApiError::OverBudget,
         store::Error::ClientGone => ApiError::ClientGone,
+        store::Error::Busy => ApiError::SearchesBusy,
         store::Error::Failed(_) => ApiError::StorageUnavailable,
     }
 }

@@ -73,24 +73,15 @@ pub fn route_label(path: &str) -> &'static str {
         .map_or("other", |(p, _)| p)
 }
 
-/// Ready when a real query against the messages table succeeds, the database file is in place
-/// and writable (probed after a failed write), no read is stuck past twice its budget, and a
-/// secret is configured; else the reason.
-/// /metrics reports the same rule as `service_ready`, so an alert needs no prober.
+/// Ready when the store's health is sound (its files in place, writes succeeding, no read stuck
+/// past twice its budget, and the monitor's last real query against the messages table passed)
+/// and a secret is configured; else the reason. Never waits: the monitor probes off the request
+/// path. /metrics reports the same rule as `service_ready`, so an alert needs no prober.
 fn ready(app: &App) -> Result<(), &'static str> {
-    // The write check first: it also reopens a database file that was replaced.
-    if app.store.adopting() {
-        Err("adopting the database (see the adoption log lines)")
-    } else if app.store.check_writable().is_err() {
-        Err("storage unavailable")
-    } else if app.store.reads_stuck() {
-        Err("reads stuck past their budget")
-    } else if app.store.ping().is_err() {
-        Err("database unavailable")
-    } else if app.config.secret.is_none() {
-        Err("WEBHOOK_SECRET not configured")
-    } else {
-        Ok(())
+    app.store.health()?;
+    match app.config.secret {
+        None => Err("WEBHOOK_SECRET not configured"),
+        Some(_) => Ok(()),
     }
 }
 

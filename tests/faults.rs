@@ -14,9 +14,17 @@ fn msg(id: &str, text: &str) -> String {
         .to_string()
 }
 
-fn ready(s: &TestServer) -> (u16, serde_json::Value) {
-    let r = s.get("/health/ready");
-    (r.status, r.json())
+/// /health/ready once it answers `want` (readiness follows the health monitor, which probes every
+/// 100 ms), or its answer after 2 s.
+fn ready_is(s: &TestServer, want: u16) -> (u16, serde_json::Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let r = s.get("/health/ready");
+        if r.status == want || std::time::Instant::now() > deadline {
+            return (r.status, r.json());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// `n` endless reads (taken as text searches), each on its own connection, given 300 ms to start.
@@ -70,7 +78,7 @@ fn a_poisoned_store_lock_does_not_take_the_store_down() {
     assert_eq!(r.status, 500);
     assert_eq!(s.post_signed(&msg("after", "x")).status, 200);
     assert_eq!(s.get("/messages").json()["total"], 2);
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
 }
 
 /// A tmpfs mounted for one test, unmounted on drop.
@@ -134,7 +142,7 @@ fn a_full_disk_is_503_and_recovers() {
         acked.len()
     );
     assert_eq!(
-        ready(&s),
+        ready_is(&s, 503),
         (
             503,
             json!({"status": "not_ready", "reason": "storage unavailable"})
@@ -145,7 +153,7 @@ fn a_full_disk_is_503_and_recovers() {
     assert_eq!(metrics.0.get("service_ready"), Some(&0.0));
     // The fault goes away: more room. The service recovers without a restart.
     fs.resize("8m");
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
     assert_eq!(s.post_signed(&msg("late", "x")).status, 200);
     let listed = s.get("/messages?limit=100").json();
     let ids: Vec<&str> = listed["data"]
@@ -182,7 +190,7 @@ fn a_locked_database_is_503_and_recovers() {
         (503, json!({"detail": "storage unavailable"}))
     );
     assert_eq!(
-        ready(&s),
+        ready_is(&s, 503),
         (
             503,
             json!({"status": "not_ready", "reason": "storage unavailable"})
@@ -194,7 +202,7 @@ fn a_locked_database_is_503_and_recovers() {
         "reads go on while writes are locked out"
     );
     other.execute_batch("ROLLBACK").expect("release");
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
     assert_eq!(
         s.post_signed(&msg("blocked", "x")).status,
         200,
@@ -216,10 +224,10 @@ fn a_deleted_database_file_is_503_until_one_is_back() {
         (503, json!({"detail": "storage unavailable"})),
         "never a 200 into an unlinked file"
     );
-    assert_eq!(ready(&s).0, 503);
+    assert_eq!(ready_is(&s, 503).0, 503);
     // An operator puts a database back (here an empty one): the service reopens it by itself.
     std::fs::write(dir.join("app.db"), b"").expect("create");
-    assert_eq!(ready(&s), (200, json!({"status": "ok"})));
+    assert_eq!(ready_is(&s, 200), (200, json!({"status": "ok"})));
     assert_eq!(s.post_signed(&msg("lost?", "x")).status, 200);
     assert_eq!(s.get("/stats").json()["total_messages"], 1);
 }
@@ -228,13 +236,13 @@ fn a_deleted_database_file_is_503_until_one_is_back() {
 fn a_missing_messages_table_makes_the_service_not_ready() {
     let dir = support::temp_dir();
     let s = TestServer::start_in(dir.clone(), &[("WEBHOOK_SECRET", SECRET)]);
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
     let other = rusqlite::Connection::open(dir.join("app.db")).expect("open");
     other
         .execute_batch("ALTER TABLE messages RENAME TO messages_away")
         .expect("rename");
     assert_eq!(
-        ready(&s),
+        ready_is(&s, 503),
         (
             503,
             json!({"status": "not_ready", "reason": "database unavailable"})
@@ -244,7 +252,7 @@ fn a_missing_messages_table_makes_the_service_not_ready() {
     other
         .execute_batch("ALTER TABLE messages_away RENAME TO messages")
         .expect("rename back");
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
 }
 
 #[test]
@@ -310,7 +318,7 @@ fn a_read_stuck_past_its_budget_makes_the_service_not_ready_until_it_ends() {
     let stuck = std::thread::spawn(move || request(addr, "GET", "/__fault/stuck-read", &[], b""));
     std::thread::sleep(std::time::Duration::from_millis(900));
     assert_eq!(
-        ready(&s),
+        ready_is(&s, 503),
         (
             503,
             json!({"status": "not_ready", "reason": "reads stuck past their budget"})
@@ -322,7 +330,7 @@ fn a_read_stuck_past_its_budget_makes_the_service_not_ready_until_it_ends() {
         "other read connections still serve"
     );
     assert_eq!(stuck.join().expect("stuck read").status, 200);
-    assert_eq!(ready(&s).0, 200);
+    assert_eq!(ready_is(&s, 200).0, 200);
 }
 
 #[test]

@@ -216,3 +216,136 @@ fn a_408_line_names_the_method_and_path_of_a_head_that_arrived() {
     let line = line_with_status(&bin, 408);
     assert_eq!((&line["method"], &line["path"]), (&"".into(), &"".into()));
 }
+
+/// `n` concurrent GETs of `path`, each with the time it took.
+fn crowd(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    n: usize,
+) -> Vec<std::thread::JoinHandle<(support::Resp, Duration)>> {
+    (0..n)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                (support::request(addr, "GET", path, &[], b""), t.elapsed())
+            })
+        })
+        .collect()
+}
+
+/// How long each probe, and a small page, takes while the service is under some pressure.
+fn probes_answer_within(addr: std::net::SocketAddr, within: Duration) {
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/messages?limit=10",
+    ] {
+        let t = Instant::now();
+        let r = support::request(addr, "GET", path, &[], b"");
+        assert!(
+            r.status == 200 || path == "/health/ready",
+            "{path}: {}",
+            r.status
+        );
+        assert!(t.elapsed() < within, "{path} took {:?}", t.elapsed());
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_crowd_of_searches_gets_503_past_its_share_and_never_starves_the_probes() {
+    let s = support::TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", SECRET),
+            ("READ_BUDGET_MS", "2000"),
+            ("READ_CONNECTIONS", "3"),
+        ],
+    );
+    // 32 endless text searches: two search connections, so four may run or wait.
+    let searches = crowd(s.addr, "/__fault/endless-read", 32);
+    std::thread::sleep(Duration::from_millis(300));
+    probes_answer_within(s.addr, Duration::from_millis(300));
+    let (mut refused, mut stopped) = (0, 0);
+    for h in searches {
+        let (r, took) = h.join().expect("search");
+        match r.json()["detail"].as_str() {
+            Some("too many text searches at once") => {
+                assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+                assert!(took < Duration::from_millis(1000), "refused after {took:?}");
+                refused += 1;
+            }
+            Some("query exceeded its time budget") => stopped += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((refused, stopped), (28, 4));
+    assert_eq!(s.metrics().get("db_searches_refused_total"), 28.0);
+}
+
+#[test]
+fn a_neighbours_write_lock_never_stalls_readiness_metrics_or_liveness() {
+    let dir = support::temp_dir();
+    let s = support::TestServer::start_in(
+        dir.clone(),
+        &[("WEBHOOK_SECRET", SECRET), ("BUSY_TIMEOUT_MS", "3000")],
+    );
+    let neighbour = rusqlite::Connection::open(dir.join("app.db")).expect("open");
+    neighbour
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let addr = s.addr;
+    let body = r#"{"message_id":"w","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#;
+    let webhook = std::thread::spawn(move || support::post_signed(addr, body).status);
+    std::thread::sleep(Duration::from_millis(200));
+    // The webhook waits for the lock; 17 readiness and 20 metrics calls at once do not.
+    let ready = crowd(s.addr, "/health/ready", 17);
+    let metrics = crowd(s.addr, "/metrics", 20);
+    probes_answer_within(s.addr, Duration::from_millis(500));
+    for h in ready.into_iter().chain(metrics) {
+        let (r, took) = h.join().expect("probe");
+        assert!(
+            took < Duration::from_millis(1000),
+            "{} after {took:?}",
+            r.status
+        );
+    }
+    assert_eq!(webhook.join().expect("webhook"), 503);
+    let r = s.get("/health/ready");
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (503, Some("storage unavailable"))
+    );
+    neighbour.execute_batch("ROLLBACK").expect("release");
+}
+
+#[test]
+fn a_deleted_wal_loses_no_acknowledged_message() {
+    let dir = support::temp_dir();
+    let mut s = support::TestServer::start_in(dir.clone(), &[("WEBHOOK_SECRET", SECRET)]);
+    let post = |s: &support::TestServer, i: usize| {
+        let body =
+            format!(r#"{{"message_id":"m{i}","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}}"#);
+        s.post_signed(&body).status
+    };
+    for i in 0..50 {
+        assert_eq!(post(&s, i), 200);
+    }
+    std::fs::remove_file(dir.join("app.db-wal")).expect("delete the WAL");
+    let acked = (50..100).filter(|i| post(&s, *i) == 200).count();
+    assert_eq!(
+        acked, 50,
+        "the service moved to a sound WAL and kept answering"
+    );
+    assert_eq!(s.get("/messages?limit=1").json()["total"], 100);
+    s.stop();
+    let db = rusqlite::Connection::open(dir.join("app.db")).expect("open");
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .expect("the messages table is there");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!((rows, check.as_str()), (100, "ok"));
+}

@@ -52,32 +52,53 @@ pub struct Server {
     workers: Vec<(Sender<Option<Job>>, JoinHandle<()>)>,
 }
 
-/// The queues of the two lanes of workers. Webhooks have their own lane, `WEBHOOK_LANE` times
+/// The queues of the three lanes of workers. Webhooks have their own lane, `WEBHOOK_LANE` times
 /// larger than `WORKERS`: a webhook spends most of its time waiting for its commit, and a commit
 /// holds at most one row per waiting worker, so more of them waiting makes larger, cheaper
-/// commits. Every other request goes to the `WORKERS` of the general lane, so no more reads than
-/// that compete for the cores and the read connections.
+/// commits. The probes (`/health/*`, `/metrics`) have `PROBE_LANE` workers of their own: they
+/// never queue behind reads, and they never wait for a lock (the store's health monitor does).
+/// Every other request goes to the `WORKERS` of the general lane, so no more reads than that
+/// compete for the cores and the read connections.
 #[derive(Clone)]
 struct Lanes {
     general: Sender<Option<Job>>,
     webhooks: Sender<Option<Job>>,
+    probes: Sender<Option<Job>>,
+}
+
+/// Workers in the probes' lane.
+const PROBE_LANE: usize = 2;
+
+/// Which lane a request goes to.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Lane {
+    General,
+    Webhooks,
+    Probes,
 }
 
 impl Lanes {
-    fn send(&self, job: Job, webhook: bool) {
-        let lane = if webhook {
-            &self.webhooks
-        } else {
-            &self.general
+    fn send(&self, job: Job, lane: Lane) {
+        let lane = match lane {
+            Lane::General => &self.general,
+            Lane::Webhooks => &self.webhooks,
+            Lane::Probes => &self.probes,
         };
         let _ = lane.send(Some(job));
     }
 }
 
-/// Whether a parsed request goes to the webhook lane.
-fn is_webhook(parse: &Parse) -> bool {
-    matches!(parse, Parse::Done { head, .. }
-        if head.method == "POST" && head.target.split('?').next() == Some("/webhook"))
+/// The lane of a parsed request: POST /webhook, the probes (any method: a 405 is as cheap), or
+/// the rest.
+fn lane_of(parse: &Parse) -> Lane {
+    let Parse::Done { head, .. } = parse else {
+        return Lane::General;
+    };
+    match (head.method.as_str(), head.target.split('?').next()) {
+        ("POST", Some("/webhook")) => Lane::Webhooks,
+        (_, Some("/health/live" | "/health/ready" | "/metrics")) => Lane::Probes,
+        _ => Lane::General,
+    }
 }
 
 /// What the poller and the workers share.
@@ -150,11 +171,12 @@ impl Server {
         };
         let mut workers = Vec::new();
         let mut lane = |name: &str, n: usize| -> Result<Sender<Option<Job>>, String> {
+            let one_each = name == "probe";
             let (jobs, rx) = channel();
             let rx = Arc::new(Mutex::new(rx));
             for i in 0..n {
                 let (app, shared, rx) = (Arc::clone(&app), Arc::clone(&shared), Arc::clone(&rx));
-                let f = Box::new(move || work(&app, &shared, &rx));
+                let f = Box::new(move || work(&app, &shared, &rx, one_each));
                 workers.push((jobs.clone(), spawn(format!("{name}-{i}"), f)?));
             }
             Ok(jobs)
@@ -162,6 +184,7 @@ impl Server {
         let lanes = Lanes {
             general: lane("worker", c.workers)?,
             webhooks: lane("webhook", c.workers * WEBHOOK_LANE)?,
+            probes: lane("probe", PROBE_LANE)?,
         };
         let poller =
             poller::Poller::new(Arc::clone(&app), Arc::clone(&shared), poll, listener, lanes)
@@ -197,7 +220,9 @@ impl Server {
 
 /// A worker: take the next connection with a request, serve it (and what is pipelined behind
 /// it), then hand it back to the poller or close it.
-fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
+/// `one_each`: serve one request and hand the connection back (the probes' lane, so that no
+/// client can keep a probe worker with requests pipelined behind a probe).
+fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>, one_each: bool) {
     let mut scratch = [0u8; 8192];
     loop {
         let Ok(Some(Job {
@@ -212,7 +237,7 @@ fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>) {
         // A bug in the framing code must cost this connection, not the worker.
         let keep = catch_unwind(AssertUnwindSafe(|| {
             let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
-            serve(app, shared, &mut conn, parse, &mut scratch)
+            serve(app, shared, &mut conn, parse, &mut scratch, one_each)
         }))
         .unwrap_or(false);
         let conn = (keep && conn.unblock().is_ok()).then_some(conn);
@@ -280,6 +305,7 @@ fn serve(
     conn: &mut Conn,
     mut parse: Parse,
     scratch: &mut [u8],
+    one_each: bool,
 ) -> bool {
     loop {
         let started = conn.request_started.unwrap_or_else(Instant::now);
@@ -324,6 +350,9 @@ fn serve(
             // The client has not read it yet: the poller sends the rest when it does.
             Ok(false) => return true,
             _ => return false,
+        }
+        if one_each {
+            return true;
         }
         // A next request pipelined behind this one, or sent right after, is served without a
         // trip through the poller; while others wait for a worker, none is waited for.
@@ -388,9 +417,11 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
         None => catch_unwind(AssertUnwindSafe(|| router::route(app, req, &mut facts)))
             .unwrap_or(Err(ApiError::Internal)),
     };
-    if let Err(ApiError::OverBudget) = outcome {
-        app.metrics.reads_over_budget.fetch_add(1, SeqCst);
-    }
+    match outcome {
+        Err(ApiError::OverBudget) => app.metrics.reads_over_budget.fetch_add(1, SeqCst),
+        Err(ApiError::SearchesBusy) => app.metrics.searches_refused.fetch_add(1, SeqCst),
+        _ => 0,
+    };
     let mut reply = outcome.unwrap_or_else(ApiError::into_reply);
     let seconds = started.elapsed().as_secs_f64();
     app.metrics

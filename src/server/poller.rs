@@ -268,7 +268,7 @@ impl Poller {
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
                 self.shared.queued.fetch_add(1, SeqCst);
-                let webhook = super::is_webhook(&parse);
+                let lane = super::lane_of(&parse);
                 // A synthetic answer (the buffer cleared above) or a framing error goes as is.
                 let again = matches!(parse, Parse::Done { consumed, .. } if consumed > 0);
                 let parse = (!again).then_some(parse);
@@ -277,7 +277,7 @@ impl Poller {
                     conn,
                     parse,
                 };
-                self.jobs.send(job, webhook);
+                self.jobs.send(job, lane);
             }
         }
     }

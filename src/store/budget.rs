@@ -143,7 +143,7 @@ impl super::Store {
     /// seconds without giving SQLite a chance to stop it.
     #[cfg(feature = "fault-injection")]
     pub fn endless_read(&self, stuck: bool) -> Result<(), Error> {
-        let (conn, budget) = self.reader(true);
+        let (conn, budget, _search) = self.reader(true)?;
         let _clock = budget.start();
         if stuck {
             std::thread::sleep(std::time::Duration::from_secs(2));

@@ -20,6 +20,7 @@
 mod adopt;
 mod budget;
 mod commit;
+mod health;
 mod hours;
 mod schema;
 mod search;
@@ -34,8 +35,7 @@ use budget::Budget;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub enum Error {
     OverBudget,
     /// A read was interrupted because its client hung up.
     ClientGone,
+    /// A text search was refused: as many as allowed are running or waiting.
+    Busy,
 }
 
 impl fmt::Display for Error {
@@ -105,6 +107,7 @@ impl fmt::Display for Error {
             Error::Failed(why) => f.write_str(why),
             Error::OverBudget => f.write_str("a read ran past its time budget"),
             Error::ClientGone => f.write_str("the client hung up"),
+            Error::Busy => f.write_str("as many text searches as allowed are running"),
         }
     }
 }
@@ -123,10 +126,16 @@ impl From<rusqlite::Error> for Error {
 
 pub struct Store {
     /// The file, for `File` databases: checked before every write so a deleted or replaced file
-    /// is noticed (writes would otherwise go to an unlinked inode and vanish on restart).
+    /// or WAL is noticed (writes would otherwise go to an unlinked inode and vanish on restart).
     path: Option<PathBuf>,
-    /// (device, inode) of the file the connections have open.
-    file_id: Mutex<Option<(u64, u64)>>,
+    /// The database file and WAL the connections have open (`health`).
+    files: Mutex<health::Files>,
+    /// The health monitor's last verdict: `None` when its probes passed (`health`).
+    verdict: Mutex<Option<&'static str>>,
+    /// Text searches running or waiting for a connection, at most twice the connections they
+    /// may use: past that a search is refused at once (`Error::Busy`), so searches never hold
+    /// every worker.
+    searching: AtomicUsize,
     busy_timeout: Duration,
     write: Mutex<Connection>,
     /// Reads of an in-memory database share the write connection; this is their budget.
@@ -188,7 +197,9 @@ impl Store {
             readers.push((Mutex::new(conn), budget));
         }
         Ok(Store {
-            file_id: Mutex::new(path.as_deref().and_then(file_id)),
+            files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
+            verdict: Mutex::new(None),
+            searching: AtomicUsize::new(0),
             path,
             busy_timeout,
             write_budget: Budget::watch(&mut write, &limit)?,
@@ -226,7 +237,7 @@ impl Store {
             let (clause, args) = search::condition(q);
             w.add(&clause, args);
         }
-        let (mut conn, budget) = self.reader(f.q.is_some());
+        let (mut conn, budget, _search) = self.reader(f.q.is_some())?;
         let _clock = budget.start();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
@@ -285,7 +296,7 @@ impl Store {
     /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.usable()?;
-        let (mut conn, budget) = self.reader(false);
+        let (mut conn, budget, _) = self.reader(false)?;
         let _clock = budget.start();
         let tx = conn.transaction()?;
         let top_senders = tx
@@ -313,60 +324,6 @@ impl Store {
         Ok(stats)
     }
 
-    /// A real query against the messages table, for readiness.
-    pub fn ping(&self) -> Result<(), Error> {
-        self.reader(false).0.query_row(
-            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
-            [],
-            |_| Ok(()),
-        )?;
-        Ok(())
-    }
-
-    /// Whether a write can succeed now: the file is in place, and, after a failed write, a probe
-    /// transaction that writes 64 KiB (four of the largest messages) commits. Used by readiness;
-    /// clears the failure flag. A smaller probe can slip into space a failed batch freed and
-    /// report ready while real batches still fail.
-    pub fn check_writable(&self) -> Result<(), Error> {
-        let mut conn = lock(&self.write);
-        self.ensure_file(&mut conn)?;
-        if self.write_failing.load(SeqCst) {
-            schema::in_transaction(
-                &conn,
-                "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;",
-            )?;
-            self.write_failing.store(false, SeqCst);
-        }
-        Ok(())
-    }
-
-    /// Checks that the database file is still the one the connections have open. A missing file
-    /// is an error until one is put back; a different file (restored, replaced) is reopened.
-    fn ensure_file(&self, write: &mut Connection) -> Result<(), Error> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let current = file_id(path)
-            .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
-        let mut known = lock(&self.file_id);
-        if *known != Some(current) {
-            let (w, readers, adopting) = schema::connect(path, self.busy_timeout, self.read.len())?;
-            if adopting {
-                return Err(Error::Failed(format!(
-                    "{} was replaced by a database to adopt: restart the service",
-                    path.display()
-                )));
-            }
-            *write = w;
-            for ((conn, budget), mut fresh) in self.read.iter().zip(readers) {
-                budget.rewatch(&mut fresh)?;
-                *lock(conn) = fresh;
-            }
-            *known = Some(current);
-        }
-        Ok(())
-    }
-
     /// Test builds only: panics while holding the write lock, poisoning it.
     #[cfg(feature = "fault-injection")]
     pub fn panic_holding_write_lock(&self) -> ! {
@@ -379,22 +336,49 @@ impl Store {
     /// reads whose cost grows with the data) never take the first connection when there are
     /// others, and other reads wait only for it, so listing, stats and readiness never queue
     /// behind a crowd of text searches.
-    fn reader(&self, searches_text: bool) -> (MutexGuard<'_, Connection>, &Budget) {
+    fn reader(&self, searches_text: bool) -> Result<Reader<'_>, Error> {
         if self.read.is_empty() {
-            return (lock(&self.write), &self.write_budget);
+            return Ok((lock(&self.write), &self.write_budget, None));
         }
         let pool = &self.read[usize::from(searches_text && self.read.len() > 1)..];
+        let search = match searches_text {
+            true if self.searching.fetch_add(1, SeqCst) >= 2 * pool.len() => {
+                self.searching.fetch_sub(1, SeqCst);
+                return Err(Error::Busy);
+            }
+            true => Some(Searching(&self.searching)),
+            false => None,
+        };
         let start = self.next_read.fetch_add(1, Relaxed);
         for i in 0..pool.len() {
             let (conn, budget) = &pool[(start + i) % pool.len()];
             match conn.try_lock() {
-                Ok(guard) => return (guard, budget),
-                Err(std::sync::TryLockError::Poisoned(p)) => return (p.into_inner(), budget),
+                Ok(guard) => return Ok((guard, budget, search)),
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    return Ok((p.into_inner(), budget, search));
+                }
                 Err(std::sync::TryLockError::WouldBlock) => {}
             }
         }
         let (conn, budget) = &pool[if searches_text { start % pool.len() } else { 0 }];
-        (lock(conn), budget)
+        Ok((lock(conn), budget, search))
+    }
+}
+
+/// A read connection held for one read, its budget, and, for a text search, its place among
+/// the searches allowed.
+type Reader<'a> = (
+    MutexGuard<'a, Connection>,
+    &'a Budget,
+    Option<Searching<'a>>,
+);
+
+/// One text search counted in `Store::searching` for as long as it lives.
+struct Searching<'a>(&'a AtomicUsize);
+
+impl Drop for Searching<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 
@@ -436,10 +420,6 @@ fn counter(conn: &Connection, name: &str) -> Result<i64, Error> {
         .query_row([name], |r| r.get(0))?)
 }
 
-/// (device, inode) of a file, or `None` when it does not exist.
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
 #[cfg(test)]
 mod tests {
     use super::*;
