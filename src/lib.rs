@@ -87,10 +87,12 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let store = store::Store::open_with_readers(&config.db, busy, readers)
         .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
+    let mut metrics = metrics::Metrics::new(&webhook::Outcome::LABELS);
+    metrics.log_lines_dropped = log.dropped();
     let app = Arc::new(App {
         config,
         store,
-        metrics: metrics::Metrics::new(&webhook::Outcome::LABELS),
+        metrics,
         log,
     });
     app.store.probe();
@@ -107,7 +109,8 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         DbLocation::Memory => ":memory:".to_string(),
         DbLocation::File(p) => p.display().to_string(),
     };
-    app.log.write(
+    // At any LOG_LEVEL: it is how an operator learns the port (with PORT=0) and the version.
+    app.log.always(
         Line::new(Level::Info)
             .str("event", "startup")
             .str("version", env!("CARGO_PKG_VERSION"))
@@ -195,9 +198,10 @@ impl Running {
     pub fn stop(self) {
         self.server.stop();
         self.monitor.stop();
+        let line = Line::new(Level::Info).str("event", "shutdown");
         self.app
             .log
-            .write(Line::new(Level::Info).str("event", "shutdown"));
+            .always(line.str("version", env!("CARGO_PKG_VERSION")));
         // The workers held the other references; dropping the last one closes both connections.
         drop(self.app);
     }

@@ -1,6 +1,11 @@
 //! JSON logging: exactly one object per line, each line built in a buffer and written with one
 //! `write_all` under a lock, so lines from parallel workers never interleave.
 //!
+//! Writing never blocks a request: stdout goes through `Spool`, a bounded queue drained by a
+//! thread of its own. When the reader of stdout does not keep up (a full pipe), lines are
+//! dropped, counted (`log_lines_dropped_total`), and the next line that gets through says how
+//! many were lost before it (`log_lines_dropped`).
+//!
 //! A page of our own instead of a logging crate: we need one fixed format, level filtering and
 //! nothing else. String values are escaped by serde_json, so any byte a client sends (a path,
 //! a message id) comes out as valid JSON. Callers decide what goes in a line; nothing here knows
@@ -8,12 +13,15 @@
 //! the callers: `server` (request and accept-error lines), `lib` (start-up and shutdown) and
 //! `main` (a fatal error).
 //!
-//! Owns: `Level`, `Logger`, `Line`, and `Capture` (an in-memory sink for tests).
+//! Owns: `Level`, `Logger`, `Line`, `Spool`, and `Capture` (an in-memory sink for tests).
 //! Leaves out: what goes in a line. Uses: `ts` (the line's time), `lock`, serde_json.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -49,6 +57,9 @@ impl Level {
 pub struct Logger {
     min: Level,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Lines the sink refused, in all (`/metrics`), and since the last line that got through.
+    dropped: Arc<AtomicU64>,
+    unreported: AtomicU64,
 }
 
 impl Logger {
@@ -56,11 +67,14 @@ impl Logger {
         Logger {
             min,
             out: Mutex::new(out),
+            dropped: Arc::default(),
+            unreported: AtomicU64::new(0),
         }
     }
 
+    /// Lines to stdout through a `Spool`, so a reader that stops reading never stalls a request.
     pub fn stdout(min: Level) -> Logger {
-        Logger::new(min, Box::new(std::io::stdout()))
+        Logger::new(min, Box::new(Spool::new(std::io::stdout())))
     }
 
     /// Whether lines of this level are written (so callers can skip building the others).
@@ -68,16 +82,88 @@ impl Logger {
         level >= self.min
     }
 
-    /// Writes the line if its level passes the filter. A failed write (closed stdout) is ignored:
-    /// losing a log line must not fail a request that has already been answered.
+    /// The count of lines dropped, shared (for `/metrics`).
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
+    /// Writes the line if its level passes the filter.
     pub fn write(&self, line: Line) {
-        if line.level < self.min {
-            return;
+        if line.level >= self.min {
+            self.always(line);
         }
+    }
+
+    /// Writes the line whatever `LOG_LEVEL` says: the start-up and shutdown lines, which tell the
+    /// port and the version. A line the sink refuses (a full spool, a closed stdout) is dropped
+    /// and counted: losing a log line must not fail or hold a request.
+    pub fn always(&self, line: Line) {
+        let lost = self.unreported.load(SeqCst);
+        let line = match lost {
+            0 => line,
+            n => line.raw("log_lines_dropped", n),
+        };
         let mut buf = line.buf;
         buf.push_str("}\n");
         let mut out = crate::lock(&self.out);
-        let _ = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
+        match out.write_all(buf.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => _ = self.unreported.fetch_sub(lost, SeqCst),
+            Err(_) => {
+                self.dropped.fetch_add(1, SeqCst);
+                self.unreported.fetch_add(1, SeqCst);
+            }
+        }
+    }
+}
+
+/// Lines waiting for the spool's thread, at most (about a megabyte of request lines).
+const SPOOL_LINES: usize = 4096;
+
+/// A sink that never blocks its caller: each write is one line, queued for a thread that writes
+/// it out; with the queue full, the write fails at once (`WouldBlock`). Dropped, it waits up to
+/// two seconds for the queue to drain (the shutdown line is the last one queued).
+pub struct Spool {
+    queue: Option<SyncSender<Vec<u8>>>,
+    drained: Receiver<()>,
+}
+
+impl Spool {
+    pub fn new(mut out: impl Write + Send + 'static) -> Spool {
+        let (queue, lines) = sync_channel::<Vec<u8>>(SPOOL_LINES);
+        let (done, drained) = channel();
+        let writer = move || {
+            for line in lines {
+                let _ = out.write_all(&line).and_then(|()| out.flush());
+            }
+            let _ = done.send(());
+        };
+        let spawned = std::thread::Builder::new().name("log".into()).spawn(writer);
+        Spool {
+            queue: spawned.ok().map(|_| queue),
+            drained,
+        }
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let queue = self.queue.as_ref().ok_or(ErrorKind::BrokenPipe)?;
+        match queue.try_send(b.to_vec()) {
+            Ok(()) => Ok(b.len()),
+            Err(TrySendError::Full(_)) => Err(ErrorKind::WouldBlock.into()),
+            Err(TrySendError::Disconnected(_)) => Err(ErrorKind::BrokenPipe.into()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if self.queue.take().is_some() {
+            let _ = self.drained.recv_timeout(Duration::from_secs(2));
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The router: one `match` on (path, method), path before method, so it doubles as the endpoint
-//! list. Unknown path: 404; known path, other method: 405 with `Allow`.
+//! list. Unknown path: 404; known path, other method: 405 with `Allow`. HEAD is served wherever
+//! GET is.
 //!
 //! Owns: the route list, the metrics `path` label, the readiness rule, the health, /metrics and
 //! /openapi.json one-liners, and (test builds only) the fault-injection routes.
@@ -28,7 +29,12 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Runs the handler for the request's route. Only /webhook reports `facts`.
 pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
-    match (req.path.as_str(), req.method.as_str()) {
+    // HEAD is GET without the body (RFC 9110); the server sends the headers only.
+    let method = match req.method.as_str() {
+        "HEAD" => "GET",
+        method => method,
+    };
+    match (req.path.as_str(), method) {
         ("/webhook", "POST") => webhook::post(app, req, facts),
         // A body over the cap is refused everywhere; /webhook refuses it itself, to count it.
         _ if req.body_too_large => Err(ApiError::PayloadTooLarge),
@@ -51,6 +57,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
         #[cfg(feature = "fault-injection")]
         (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {
+            Some((_, "GET")) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
             Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
             None => Err(ApiError::NotFound),
         },

@@ -600,7 +600,11 @@ fn unknown_paths_and_wrong_methods() {
         "/metrics",
     ] {
         let r = request(s.addr, "POST", path, &[], b"");
-        assert_eq!((r.status, r.header("allow")), (405, Some("GET")), "{path}");
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("GET, HEAD")),
+            "{path}"
+        );
     }
     let r = request(s.addr, "DELETE", "/messages?x=1", &[], b"");
     assert_eq!(r.status, 405);

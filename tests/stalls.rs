@@ -349,3 +349,153 @@ fn a_deleted_wal_loses_no_acknowledged_message() {
         .expect("check");
     assert_eq!((rows, check.as_str()), (100, "ok"));
 }
+
+#[test]
+fn head_is_served_wherever_get_is() {
+    let (bin, _dir) = binary(&[]);
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/messages?limit=1",
+        "/stats",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        let get = support::request(bin.addr, "GET", path, &[], b"");
+        let raw = format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let head = exchange(bin.addr, raw.as_bytes());
+        let text = String::from_utf8_lossy(&head);
+        let (headers, body) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            headers.starts_with(&format!("HTTP/1.1 {} ", get.status)),
+            "{path}: {headers}"
+        );
+        assert_eq!(body, "", "{path}: no body");
+        let length = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.parse::<usize>().ok());
+        if path != "/metrics" {
+            // The GET's length (the metrics page grows between the two calls).
+            assert_eq!(length, Some(get.body.len()), "{path}");
+        }
+    }
+    let raw = b"HEAD /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let text = String::from_utf8_lossy(&exchange(bin.addr, raw)).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 405 ") && text.contains("\r\nAllow: POST\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text}");
+}
+
+#[test]
+fn the_startup_and_shutdown_lines_are_written_at_any_log_level() {
+    let (mut bin, _dir) = binary(&[("LOG_LEVEL", "ERROR")]);
+    let first: Value = serde_json::from_str(
+        &bin.lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        (&first["event"], &first["port"], &first["level"]),
+        (&"startup".into(), &bin.addr.port().into(), &"INFO".into())
+    );
+    bin.terminate();
+    let last: Vec<Value> = bin
+        .drain()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(
+        last.iter().map(|l| l["event"].as_str()).collect::<Vec<_>>(),
+        [Some("shutdown")]
+    );
+    assert_eq!(last[0]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_never_holds_a_request() {
+    let dir = support::temp_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    // Stdout is a pipe nobody reads until the end: it fills after 64 KiB.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+        .env_clear()
+        .envs([
+            ("DATABASE_URL", db.as_str()),
+            ("WEBHOOK_SECRET", SECRET),
+            ("PORT", &port.to_string()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "not listening");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // About 1.2 MB of request lines: 18 times the pipe and a fifth more than the spool.
+    let t = Instant::now();
+    for _ in 0..6000 {
+        assert_eq!(
+            support::request(addr, "GET", "/health/live", &[], b"").status,
+            200
+        );
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    let sample = |name: &str| -> f64 {
+        let text = support::request(addr, "GET", "/metrics", &[], b"").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .expect("sample")
+    };
+    assert!(
+        sample("log_lines_dropped_total") > 0.0,
+        "nothing was dropped"
+    );
+    // The reader comes back: the next lines through say how many were lost before them.
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        support::request(addr, "GET", "/health/live", &[], b"");
+    }
+    let dropped = sample("log_lines_dropped_total");
+    support::request(addr, "GET", "/health/live", &[], b"");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let lines = reader.join().expect("reader");
+    let reported: f64 = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["log_lines_dropped"]
+                .as_f64()
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(reported, dropped, "every dropped line is reported once");
+    // Start-up, 6,000 + 3 + 1 probes, two /metrics, shutdown.
+    assert_eq!(
+        lines.len() as f64 + dropped,
+        6008.0,
+        "every line written or counted"
+    );
+}

@@ -314,8 +314,8 @@ fn serve(
                 let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
                 let req = to_req(head, body);
                 // Reads watch their client, so a hang-up stops them.
-                let client =
-                    (req.method == "GET").then(|| (Arc::clone(&conn.stream), conn.blocking));
+                let client = matches!(req.method.as_str(), "GET" | "HEAD")
+                    .then(|| (Arc::clone(&conn.stream), conn.blocking));
                 Answer {
                     close,
                     head_only: req.method == "HEAD",
