@@ -205,9 +205,10 @@ fn log_level_filters_every_line() {
     let levels: Vec<Value> = s.logs.lines().iter().map(|l| l["level"].clone()).collect();
     assert_eq!(
         levels,
-        [json!("WARNING"), json!("ERROR")],
-        "start-up INFO and the 200 are filtered"
+        [json!("INFO"), json!("WARNING"), json!("ERROR")],
+        "the 200 is filtered; the start-up line (INFO) is written at any level"
     );
+    assert_eq!(s.logs.lines()[0]["event"], "startup");
 }
 
 #[test]

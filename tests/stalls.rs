@@ -499,3 +499,93 @@ fn a_log_reader_that_stops_reading_never_holds_a_request() {
         "every line written or counted"
     );
 }
+
+#[test]
+fn a_second_service_on_the_same_file_exits_2_naming_the_holder() {
+    let (first, dir) = binary(&[]);
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+        .env_clear()
+        .envs([
+            ("DATABASE_URL", db.as_str()),
+            ("WEBHOOK_SECRET", SECRET),
+            ("PORT", "0"),
+        ])
+        .output()
+        .expect("run a second service");
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let error = lines[0]["error"].as_str().expect("error");
+    let lock = dir.join("app.db.lock");
+    assert!(error.contains(&lock.display().to_string()), "{error}");
+    assert!(
+        error.contains(&format!("pid {}", first.child.id())),
+        "{error}"
+    );
+    first.assert_serving(Duration::from_secs(1));
+    assert_eq!(
+        support::post_signed(
+            first.addr,
+            r#"{"message_id":"a","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn backup_takes_a_plain_new_path_and_follows_no_link() {
+    let (bin, dir) = binary(&[]);
+    assert_eq!(
+        support::post_signed(
+            bin.addr,
+            r#"{"message_id":"a","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#
+        )
+        .status,
+        200
+    );
+    let db = format!("sqlite:///{}", dir.join("app.db").display());
+    let backup = |to: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg("backup")
+            .arg(to)
+            .env_clear()
+            .env("DATABASE_URL", &db)
+            .output()
+            .expect("run backup")
+    };
+    // A URI is refused, and nothing is written where it points.
+    let uri = format!("file:{}/uri.db", dir.display());
+    let out = backup(std::path::Path::new(&uri));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("uri.db").exists() && !std::path::Path::new(&uri).exists());
+    let out = backup(&dir.join("b.db?mode=rwc"));
+    assert_eq!(out.status.code(), Some(1));
+    // A dangling symlink is not followed: its target is not created.
+    let link = dir.join("link.db");
+    std::os::unix::fs::symlink(dir.join("elsewhere.db"), &link).expect("symlink");
+    let out = backup(&link);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!dir.join("elsewhere.db").exists());
+    // A plain new path works; the line's bytes are the file's size.
+    let file = dir.join("backup.db");
+    let out = backup(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let size = std::fs::metadata(&file).expect("backup").len();
+    assert_eq!((&line["rows"], &line["bytes"]), (&1.into(), &size.into()));
+}

@@ -164,6 +164,44 @@ impl Store {
     }
 }
 
+/// Claims the database file for this process: an exclusive lock on `path.lock`, taken before
+/// anything is written and held while the store lives (the kernel lets it go however the process
+/// ends), holding this process's id. A second service on the same file is refused, naming the
+/// holder.
+pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
+    use std::io::{Read, Seek, Write};
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let fail = |why: String| Error::Failed(format!("{}: {why}", lock_path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| fail(e.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(fail(format!(
+                "another service (pid {}) serves {}; one service per database file",
+                holder.trim(),
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(fail(e.to_string())),
+    }
+    let pid = std::process::id().to_string();
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(file)
+}
+
 /// The WAL beside a database file.
 fn wal_path(path: &Path) -> PathBuf {
     let mut wal = path.as_os_str().to_owned();

@@ -128,6 +128,8 @@ pub struct Store {
     /// The file, for `File` databases: checked before every write so a deleted or replaced file
     /// or WAL is noticed (writes would otherwise go to an unlinked inode and vanish on restart).
     path: Option<PathBuf>,
+    /// The lock on `path.lock` that makes this the one service on the file (`health::claim`).
+    _claim: Option<std::fs::File>,
     /// The database file and WAL the connections have open (`health`).
     files: Mutex<health::Files>,
     /// The health monitor's last verdict: `None` when its probes passed (`health`).
@@ -172,6 +174,7 @@ impl Store {
         readers: usize,
     ) -> Result<Store, Error> {
         let limit = Arc::new(AtomicU64::new(2_000_000_000));
+        let mut claim = None;
         let (path, mut write, read, adopting) = match location {
             DbLocation::Memory => {
                 let conn = Connection::open_in_memory()?;
@@ -187,6 +190,7 @@ impl Store {
                         ))
                     })?;
                 }
+                claim = Some(health::claim(path)?);
                 let (write, read, adopting) = schema::connect(path, busy_timeout, readers.max(1))?;
                 (Some(path.clone()), write, read, adopting)
             }
@@ -200,6 +204,7 @@ impl Store {
             files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
             verdict: Mutex::new(None),
             searching: AtomicUsize::new(0),
+            _claim: claim,
             path,
             busy_timeout,
             write_budget: Budget::watch(&mut write, &limit)?,

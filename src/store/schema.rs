@@ -170,29 +170,46 @@ pub struct Backup {
 
 /// Writes a consistent snapshot of the database at `from` to the new file `to` (SQLite's
 /// `VACUUM INTO`: one read transaction, so writers go on meanwhile), then checks the copy with
-/// `integrity_check`. An existing `to` is never overwritten.
+/// `integrity_check`. `to` is a plain path (a `file:` URI or a query string is refused), created
+/// here exclusively: an existing file, or a symlink even to nowhere, is refused, never followed.
 pub fn backup(from: &Path, to: &Path, busy_timeout: Duration) -> Result<Backup, Error> {
     let fail = |why: String| Error::Failed(format!("backup to {}: {why}", to.display()));
-    if to.exists() {
-        return Err(fail("the file exists; choose a new name".into()));
+    let name = to
+        .to_str()
+        .ok_or_else(|| fail("the path is not UTF-8".into()))?;
+    if name.starts_with("file:") || name.contains('?') {
+        return Err(fail(
+            "a plain file path only (no file: URI, no query string)".into(),
+        ));
     }
     if !from.exists() {
         return Err(fail(format!("no database at {}", from.display())));
     }
-    let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    source.busy_timeout(busy_timeout)?;
-    let target = to
-        .to_str()
-        .ok_or_else(|| fail("the path is not UTF-8".into()))?;
-    source.execute("VACUUM INTO ?1", [target])?;
-    let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(fail(format!("integrity_check: {check}")));
-    }
-    let rows = copy.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
-    let bytes = std::fs::metadata(to)
-        .map_err(|e| fail(e.to_string()))?
-        .len();
-    Ok(Backup { rows, bytes })
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to);
+    created.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => fail("the file exists; choose a new name".into()),
+        _ => fail(e.to_string()),
+    })?;
+    // VACUUM INTO takes an empty file; an absolute path is never read as a URI.
+    let target = std::path::absolute(to).map_err(|e| fail(e.to_string()))?;
+    let copy = || -> Result<Backup, Error> {
+        let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        source.busy_timeout(busy_timeout)?;
+        source.execute("VACUUM INTO ?1", [target.to_string_lossy()])?;
+        let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(fail(format!("integrity_check: {check}")));
+        }
+        let rows = copy.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+        let bytes = std::fs::metadata(to)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        Ok(Backup { rows, bytes })
+    };
+    // A failed copy leaves nothing behind: the file is ours, created above.
+    copy().inspect_err(|_| _ = std::fs::remove_file(to))
 }
