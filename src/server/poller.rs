@@ -96,11 +96,11 @@ impl Poller {
         let mut events = Events::with_capacity(1024);
         let mut swept = Instant::now();
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
-                if e.kind() != ErrorKind::Interrupted {
-                    self.log_error("poll_error", &e);
-                    std::thread::sleep(TICK);
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                self.log_error("poll_error", &e);
+                std::thread::sleep(TICK);
             }
             for event in events.iter() {
                 match event.token() {

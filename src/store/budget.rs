@@ -51,7 +51,7 @@ pub(super) fn client_hung_up() -> bool {
 fn client_gone() -> bool {
     let calls = CALLS.get().wrapping_add(1);
     CALLS.set(calls);
-    if calls % 64 != 0 {
+    if !calls.is_multiple_of(64) {
         return false;
     }
     let gone = CLIENT.with_borrow(|client| {
