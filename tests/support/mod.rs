@@ -39,23 +39,21 @@ pub fn skip_or_fail(name: &str, why: &str) {
         skipped,
         "{why}. Fix that (see .ci/run), or skip this test on purpose with SKIP_TESTS={name}"
     );
-    eprintln!("SKIPPED on request (SKIP_TESTS={name}): {why}");
+    // Straight to the process's stderr, past the test harness's capture, so `cargo test` shows
+    // the skip even though the test passes.
+    let line = format!("SKIPPED on request (SKIP_TESTS={name}): {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// promtool's path: `$PROMTOOL`, the copy `make test` installs, or the system's. None (after
+/// promtool's path: `$PROMTOOL`, the copy `make test` installs, or one on `PATH`. None (after
 /// `skip_or_fail`) when there is none.
 pub fn promtool() -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
     let found = std::env::var("PROMTOOL")
         .into_iter()
-        .chain(
-            [
-                "target/tools/promtool",
-                "/usr/bin/promtool",
-                "/usr/local/bin/promtool",
-            ]
-            .map(String::from),
-        )
-        .find(|p| std::path::Path::new(p).exists());
+        .chain(["target/tools/promtool".to_string()])
+        .chain(path.split(':').map(|dir| format!("{dir}/promtool")))
+        .find(|p| std::path::Path::new(p).is_file());
     if found.is_none() {
         skip_or_fail(
             "promtool",
