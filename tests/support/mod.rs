@@ -454,25 +454,36 @@ impl Drop for Binary {
     }
 }
 
-/// Whether process `pid` holds the socket listening on TCP `port` (from /proc: the listening
-/// sockets' inodes, and the process's descriptors).
-fn listens(pid: u32, port: u16) -> bool {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let inodes: Vec<String> = tcp
+/// The local addresses of the sockets process `pid` holds listening on TCP `port`, IPv4 and
+/// IPv6, as /proc/net/tcp and tcp6 write them (hex: `0100007F` is 127.0.0.1, 32 zeros is `::`).
+pub fn listeners(pid: u32, port: u16) -> Vec<String> {
+    let tables = ["/proc/net/tcp", "/proc/net/tcp6"].map(std::fs::read_to_string);
+    let text = tables.into_iter().flatten().collect::<Vec<_>>().join("\n");
+    let sockets: Vec<(String, String)> = text
         .lines()
-        .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let local = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let inode = f.get(9)?;
-            (local == port && f.get(3) == Some(&"0A")).then(|| format!("socket:[{inode}]"))
+            let (addr, local) = f.get(1)?.rsplit_once(':')?;
+            let listening = u16::from_str_radix(local, 16).ok()? == port && f.get(3) == Some(&"0A");
+            let inode = format!("socket:[{}]", f.get(9)?);
+            listening.then(|| (addr.to_string(), inode))
         })
         .collect();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten();
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path())
-            .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
-    })
+    let held: Vec<std::path::PathBuf> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .collect();
+    sockets
+        .into_iter()
+        .filter(|(_, inode)| held.iter().any(|t| t.as_os_str() == inode.as_str()))
+        .map(|(addr, _)| addr)
+        .collect()
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port`.
+fn listens(pid: u32, port: u16) -> bool {
+    !listeners(pid, port).is_empty()
 }
