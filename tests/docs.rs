@@ -1,8 +1,7 @@
 //! The README and docs/ against the real binary, so a page cannot drift from the code:
 //! - every shell block marked `<!-- run -->` runs as written, in order, in one shell session per
 //!   page on a fresh database, under sh (dash here), bash and zsh (when installed); each
-//!   full-line `# ...` comment in such a block is the exact output of the command above it (JSON
-//!   answers have no newline of their own, so newlines are not compared);
+//!   full-line `# ...` comment in such a block is the exact output line of the command above it;
 //! - the README's configuration table is `webhook-api --help` (names, order, defaults, ranges),
 //!   and every default quoted in a docs table (`64 KiB`, `5 s`) is the variable's default;
 //! - the metrics table in docs/operations.md is the families and types of a live /metrics, and
@@ -424,10 +423,16 @@ fn the_marked_shell_blocks_run_as_written_under_sh_bash_and_zsh() {
                 let start = format!("@@ block {i}\n");
                 let from = stdout.find(&start).map(|p| p + start.len())?;
                 let rest = &stdout[from..];
-                Some(rest[..rest.find("\n@@ block ").unwrap_or(rest.len())].replace('\n', ""))
+                Some(
+                    rest[..rest.find("\n@@ block ").unwrap_or(rest.len())]
+                        .trim_end()
+                        .to_string(),
+                )
             };
             for (i, block) in blocks.iter().enumerate() {
-                let expected: String = block.lines().filter_map(|l| l.strip_prefix("# ")).collect();
+                let expected: Vec<&str> =
+                    block.lines().filter_map(|l| l.strip_prefix("# ")).collect();
+                let expected = expected.join("\n");
                 assert_eq!(
                     said(i).as_deref(),
                     Some(expected.as_str()),

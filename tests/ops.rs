@@ -315,3 +315,21 @@ fn a_bad_host_stops_start_up_naming_it() {
         r#"HOST must be an IP address (0.0.0.0, 127.0.0.1, ::), got "localhost""#
     );
 }
+
+#[test]
+fn help_as_a_word_is_dash_dash_help() {
+    let run = |arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg(arg)
+            .env_clear()
+            .output()
+            .expect("run")
+    };
+    let (word, flag) = (run("help"), run("--help"));
+    assert_eq!(word.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&word.stdout),
+        String::from_utf8_lossy(&flag.stdout)
+    );
+    assert!(String::from_utf8_lossy(&word.stdout).contains("  HOST [default 0.0.0.0]"));
+}
