@@ -1,5 +1,6 @@
 # Builder: the official Alpine Rust image targets musl natively, so the release binary is static.
-FROM rust:1-alpine AS build
+# Fully qualified (docker.io/library/...), so podman finds it without an unqualified-search registry.
+FROM docker.io/library/rust:1-alpine AS build
 # musl-dev: headers and crt files for the bundled SQLite (C) and the final link.
 RUN apk add --no-cache musl-dev
 WORKDIR /src

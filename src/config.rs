@@ -8,6 +8,7 @@
 //! Leaves out: acting on any value. Uses: `log::Level`.
 
 use crate::log::Level;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Where the SQLite database lives.
@@ -36,11 +37,12 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 16] = [
-    var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
+pub const VARS: [Var; 17] = [
+    var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db (four slashes), sqlite:///rel/path.db (relative to the working directory: sqlite:///tmp/x.db is ./tmp/x.db), sqlite:// (memory); parent folders are created"),
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
-    var("PORT", "8000", Some((0, 65535)), "listening port on all interfaces; 0 picks a free port (the start-up line names it)"),
+    var("PORT", "8000", Some((0, 65535)), "listening port (on HOST); 0 picks a free port (the start-up line names it)"),
+    var("HOST", "0.0.0.0", None, "listening address: 0.0.0.0 all IPv4 interfaces, 127.0.0.1 this machine only, :: IPv6 and IPv4 (dual stack)"),
     var("WORKERS", "16", Some((1, 256)), "worker threads for every request but webhooks, which have 4 times as many of their own"),
     var("MAX_BODY_BYTES", "65536", Some((1, 16 << 20)), "largest request body in bytes; larger gets 413"),
     var("WEBHOOK_SECRET_PREVIOUS", "", None, "a second accepted HMAC key while senders move to a new one"),
@@ -81,6 +83,7 @@ pub struct Config {
     pub secret: Option<String>,
     pub log_level: Level,
     pub port: u16,
+    pub host: IpAddr,
     /// `WORKERS`: 16 by default; the webhook lane has 4 times as many (`server`).
     pub workers: usize,
     pub max_body_bytes: usize,
@@ -114,12 +117,17 @@ impl Config {
         let log_level = Level::parse(&level).ok_or_else(|| {
             format!("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level:?}")
         })?;
+        let host = text("HOST").unwrap_or_default();
+        let bad_host =
+            |_| format!("HOST must be an IP address (0.0.0.0, 127.0.0.1, ::), got {host:?}");
+        let host = host.trim().parse().map_err(bad_host)?;
         let n = |name: &str| number(&get, name);
         Ok(Config {
             db,
             secret: get("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             log_level,
             port: n("PORT")? as u16,
+            host,
             workers: n("WORKERS")?,
             max_body_bytes: n("MAX_BODY_BYTES")?,
             secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
@@ -289,5 +297,16 @@ mod tests {
             Ok(Level::Warning)
         );
         assert_eq!(from(&[("WEBHOOK_SECRET", "")]).map(|c| c.secret), Ok(None));
+        let host = |v: &str| from(&[("HOST", v)]).map(|c| c.host.to_string());
+        assert_eq!(from(&[]).map(|c| c.host.to_string()), Ok("0.0.0.0".into()));
+        assert_eq!(host(" :: "), Ok("::".into()));
+        assert_eq!(host("127.0.0.1"), Ok("127.0.0.1".into()));
+        for bad in ["", "localhost", "[::]", "0.0.0.0:80", "256.0.0.1"] {
+            let err = host(bad).err().unwrap_or_default();
+            assert!(
+                err.starts_with("HOST must be an IP address"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

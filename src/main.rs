@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             println!("webhook-api {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("--help" | "-h") => {
+        Some("--help" | "-h" | "help") => {
             print!("{USAGE}{}", config::help());
             ExitCode::SUCCESS
         }

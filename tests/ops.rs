@@ -252,3 +252,84 @@ fn version_help_and_unknown_arguments() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown argument"));
 }
+
+/// The listening addresses of the binary started with `HOST` set (or not): what the kernel
+/// shows it listening on, and what answers.
+fn started_on(host: Option<&str>) -> (Binary, Vec<String>) {
+    let db = format!("sqlite:///{}", support::temp_dir().join("app.db").display());
+    let mut vars = vec![("DATABASE_URL", db.as_str()), ("WEBHOOK_SECRET", "s")];
+    vars.extend(host.map(|h| ("HOST", h)));
+    let b = Binary::start(&vars);
+    let addrs = support::listeners(b.child.id(), b.addr.port());
+    (b, addrs)
+}
+
+/// The first address of this machine that is not a loopback one, if it has any (the source
+/// address the kernel would pick for a route outward; nothing is sent).
+fn outward_ipv4() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
+#[test]
+fn host_chooses_the_listening_address() {
+    let live = |addr: std::net::SocketAddr| request(addr, "GET", "/health/live", &[], b"").status;
+    let reachable = |addr: std::net::SocketAddr| {
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+    };
+    // Unset: every IPv4 interface (what the image needs).
+    let (b, addrs) = started_on(None);
+    assert_eq!(addrs, ["00000000"], "0.0.0.0 by default");
+    drop(b);
+    // 127.0.0.1: loopback only; this machine's outward address is refused.
+    let (b, addrs) = started_on(Some("127.0.0.1"));
+    assert_eq!(addrs, ["0100007F"]);
+    assert_eq!(live(b.addr), 200);
+    match outward_ipv4() {
+        Some(ip) => assert!(!reachable((ip, b.addr.port()).into()), "{ip} is refused"),
+        None => eprintln!("no outward IPv4 address here: only the kernel's table was checked"),
+    }
+    drop(b);
+    // `::`: one IPv6 socket that also takes IPv4 (dual stack): [::1] and 127.0.0.1 answer.
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return support::skip_or_fail("ipv6", "no IPv6 loopback here");
+    }
+    let (b, addrs) = started_on(Some("::"));
+    assert_eq!(addrs, ["0".repeat(32)], "one socket on ::");
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, b.addr.port()));
+    assert_eq!((live(v6), live(b.addr)), (200, 200), "[::1] and 127.0.0.1");
+}
+
+#[test]
+fn a_bad_host_stops_start_up_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+        .env_clear()
+        .env("HOST", "localhost")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(
+        line["error"],
+        r#"HOST must be an IP address (0.0.0.0, 127.0.0.1, ::), got "localhost""#
+    );
+}
+
+#[test]
+fn help_as_a_word_is_dash_dash_help() {
+    let run = |arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+            .arg(arg)
+            .env_clear()
+            .output()
+            .expect("run")
+    };
+    let (word, flag) = (run("help"), run("--help"));
+    assert_eq!(word.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&word.stdout),
+        String::from_utf8_lossy(&flag.stdout)
+    );
+    assert!(String::from_utf8_lossy(&word.stdout).contains("  HOST [default 0.0.0.0]"));
+}

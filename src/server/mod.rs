@@ -136,13 +136,12 @@ struct Job {
 }
 
 impl Server {
-    /// Binds `0.0.0.0:PORT` and starts the poller and `WORKERS` workers.
+    /// Binds `HOST:PORT` and starts the poller and `WORKERS` workers.
     pub fn start(app: Arc<App>) -> Result<Server, String> {
         let c = &app.config;
         let err = |e: std::io::Error| e.to_string();
         // mio's bind: non-blocking, SO_REUSEADDR, and a backlog of 1024 rather than std's 128.
-        let listener =
-            mio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], c.port))).map_err(err)?;
+        let listener = mio::net::TcpListener::bind(SocketAddr::new(c.host, c.port)).map_err(err)?;
         let addr = listener.local_addr().map_err(err)?;
         let poll = mio::Poll::new().map_err(err)?;
         let limits = Limits {

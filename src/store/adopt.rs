@@ -2,13 +2,14 @@
 //! six columns, `message_id` the primary key) gains our derived columns and tables, row by row
 //! in batches, resumable after a crash at any point.
 //!
-//! Owns: the three stages (begin, batches, finish), the resume mark, and the `Store`'s
+//! Owns: stages 2 and 3 (batches, finish) after `schema` began the adoption (stage 1: our
+//! columns and tables, the resume mark), the resume mark's progress, and the `Store`'s
 //! `adopting` state (every read and write refuses until `Store::adopt` has finished).
 //! Every row keeps its bytes; only `ts_key` and `text_fold` are added (a `ts` in a form we do not
 //! know sorts by its text, `ts::legacy_key`). The FastAPI indexes are dropped: ours replace them.
 //! Leaves out: when to run and what to log (`Store::adopt`, called by `start`), the schema itself.
-//! Uses: rusqlite, `schema` (DDL, backfill, version), `search::fold`, `ts::legacy_key`, the
-//! `Store`'s write connection.
+//! Uses: rusqlite, `schema` (backfill, version, `in_transaction`), `search::fold`,
+//! `ts::legacy_key`, the `Store`'s write connection.
 
 use super::{Error, Store, lock, schema, search};
 use rusqlite::{Connection, params};
@@ -57,35 +58,6 @@ impl Store {
 /// Rows per transaction: big enough that fsyncs do not dominate, small enough that a kill -9
 /// loses little work and a progress line comes every second or so.
 pub const BATCH: i64 = 50_000;
-
-/// The FastAPI service's columns, in its order: a table with exactly these is adopted.
-pub const LEGACY_COLUMNS: [&str; 6] = [
-    "message_id",
-    "from_msisdn",
-    "to_msisdn",
-    "ts",
-    "text",
-    "created_at",
-];
-
-/// Stage 1, one transaction: our columns and tables, and the resume mark (`adoption.done`, the
-/// last rowid adopted). Until `finish` drops the mark, opening the file resumes.
-pub fn begin(conn: &Connection) -> Result<(), Error> {
-    schema::in_transaction(
-        conn,
-        &format!(
-            "ALTER TABLE messages ADD COLUMN ts_key TEXT;
-             ALTER TABLE messages ADD COLUMN text_fold TEXT;
-             DROP INDEX IF EXISTS ix_messages_message_id;
-             DROP INDEX IF EXISTS ix_messages_ts;
-             DROP INDEX IF EXISTS ix_messages_from_msisdn;
-             {}
-             CREATE TABLE adoption (done INTEGER NOT NULL);
-             INSERT INTO adoption VALUES (0);",
-            schema::SCHEMA
-        ),
-    )
-}
 
 /// Stage 2: derives the keys of the next `BATCH` rows in rowid order and indexes their text, in
 /// one transaction with the resume mark. Returns how many rows it adopted, or `None` when none

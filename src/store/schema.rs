@@ -3,11 +3,13 @@
 //!
 //! Owns: the DDL (every statement idempotent, so opening an existing file changes nothing), the
 //! back-fill of aggregates for a file that predates them, the connection pragmas, and which
-//! files are refused, adopted (`adopt`) or brought up to date.
-//! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`).
-//! Uses: rusqlite, `adopt` (to begin an adoption).
+//! files are refused, adopted or brought up to date; for the FastAPI service's file, the first
+//! stage of its adoption (our columns and tables beside its own, and the resume mark).
+//! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`), and the
+//! adoption's batches and finish (`adopt`, which uses this file, never the other way round).
+//! Uses: rusqlite, `Error`.
 
-use super::{Error, adopt};
+use super::Error;
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
@@ -67,6 +69,35 @@ pub fn create(conn: &Connection) -> Result<(), Error> {
     )
 }
 
+/// The FastAPI service's columns, in its order: a table with exactly these is adopted.
+const LEGACY_COLUMNS: [&str; 6] = [
+    "message_id",
+    "from_msisdn",
+    "to_msisdn",
+    "ts",
+    "text",
+    "created_at",
+];
+
+/// Adoption's stage 1, one transaction: our columns and tables, and the resume mark
+/// (`adoption.done`, the last rowid adopted). Until `adopt::finish` drops the mark, opening the
+/// file resumes (`adopt`).
+fn begin_adoption(conn: &Connection) -> Result<(), Error> {
+    in_transaction(
+        conn,
+        &format!(
+            "ALTER TABLE messages ADD COLUMN ts_key TEXT;
+             ALTER TABLE messages ADD COLUMN text_fold TEXT;
+             DROP INDEX IF EXISTS ix_messages_message_id;
+             DROP INDEX IF EXISTS ix_messages_ts;
+             DROP INDEX IF EXISTS ix_messages_from_msisdn;
+             {SCHEMA}
+             CREATE TABLE adoption (done INTEGER NOT NULL);
+             INSERT INTO adoption VALUES (0);"
+        ),
+    )
+}
+
 /// Runs `sql` in one write transaction: all of it commits, or none of it.
 pub(super) fn in_transaction(conn: &Connection, sql: &str) -> Result<(), Error> {
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"))
@@ -83,7 +114,7 @@ enum Found {
     Ours,
     /// The FastAPI service's database, not yet touched.
     Legacy,
-    /// An adoption that has begun (`adopt`), to be resumed.
+    /// An adoption that has begun (`begin_adoption`), to be resumed by `adopt`.
     Adopting,
 }
 
@@ -115,7 +146,7 @@ fn check_ours(conn: &Connection, path: &Path) -> Result<Found, Error> {
         .collect::<Result<_, _>>()?;
     match (columns.is_empty(), columns.iter().any(|c| c == "ts_key")) {
         (true, _) if !tables.is_empty() => refuse("it holds another application's tables".into()),
-        (false, false) if columns == adopt::LEGACY_COLUMNS && version == 0 => Ok(Found::Legacy),
+        (false, false) if columns == LEGACY_COLUMNS && version == 0 => Ok(Found::Legacy),
         (false, false) => refuse("its messages table is not this service's".into()),
         _ if tables.iter().any(|t| t == "adoption") => Ok(Found::Adopting),
         _ => Ok(Found::Ours),
@@ -148,7 +179,7 @@ pub fn connect(
     )?;
     match found {
         Found::Ours => create(&write)?,
-        Found::Legacy => adopt::begin(&write)?,
+        Found::Legacy => begin_adoption(&write)?,
         Found::Adopting => {}
     }
     let read = (0..readers)

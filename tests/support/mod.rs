@@ -39,23 +39,21 @@ pub fn skip_or_fail(name: &str, why: &str) {
         skipped,
         "{why}. Fix that (see .ci/run), or skip this test on purpose with SKIP_TESTS={name}"
     );
-    eprintln!("SKIPPED on request (SKIP_TESTS={name}): {why}");
+    // Straight to the process's stderr, past the test harness's capture, so `cargo test` shows
+    // the skip even though the test passes.
+    let line = format!("SKIPPED on request (SKIP_TESTS={name}): {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// promtool's path: `$PROMTOOL`, the copy `make test` installs, or the system's. None (after
+/// promtool's path: `$PROMTOOL`, the copy `make test` installs, or one on `PATH`. None (after
 /// `skip_or_fail`) when there is none.
 pub fn promtool() -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
     let found = std::env::var("PROMTOOL")
         .into_iter()
-        .chain(
-            [
-                "target/tools/promtool",
-                "/usr/bin/promtool",
-                "/usr/local/bin/promtool",
-            ]
-            .map(String::from),
-        )
-        .find(|p| std::path::Path::new(p).exists());
+        .chain(["target/tools/promtool".to_string()])
+        .chain(path.split(':').map(|dir| format!("{dir}/promtool")))
+        .find(|p| std::path::Path::new(p).is_file());
     if found.is_none() {
         skip_or_fail(
             "promtool",
@@ -456,25 +454,36 @@ impl Drop for Binary {
     }
 }
 
-/// Whether process `pid` holds the socket listening on TCP `port` (from /proc: the listening
-/// sockets' inodes, and the process's descriptors).
-fn listens(pid: u32, port: u16) -> bool {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let inodes: Vec<String> = tcp
+/// The local addresses of the sockets process `pid` holds listening on TCP `port`, IPv4 and
+/// IPv6, as /proc/net/tcp and tcp6 write them (hex: `0100007F` is 127.0.0.1, 32 zeros is `::`).
+pub fn listeners(pid: u32, port: u16) -> Vec<String> {
+    let tables = ["/proc/net/tcp", "/proc/net/tcp6"].map(std::fs::read_to_string);
+    let text = tables.into_iter().flatten().collect::<Vec<_>>().join("\n");
+    let sockets: Vec<(String, String)> = text
         .lines()
-        .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let local = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let inode = f.get(9)?;
-            (local == port && f.get(3) == Some(&"0A")).then(|| format!("socket:[{inode}]"))
+            let (addr, local) = f.get(1)?.rsplit_once(':')?;
+            let listening = u16::from_str_radix(local, 16).ok()? == port && f.get(3) == Some(&"0A");
+            let inode = format!("socket:[{}]", f.get(9)?);
+            listening.then(|| (addr.to_string(), inode))
         })
         .collect();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten();
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path())
-            .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
-    })
+    let held: Vec<std::path::PathBuf> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .collect();
+    sockets
+        .into_iter()
+        .filter(|(_, inode)| held.iter().any(|t| t.as_os_str() == inode.as_str()))
+        .map(|(addr, _)| addr)
+        .collect()
+}
+
+/// Whether process `pid` holds the socket listening on TCP `port`.
+fn listens(pid: u32, port: u16) -> bool {
+    !listeners(pid, port).is_empty()
 }
