@@ -114,6 +114,7 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         Line::new(Level::Info)
             .str("event", "startup")
             .str("version", env!("CARGO_PKG_VERSION"))
+            .str("host", &c.host.to_string())
             .raw("port", server.addr().port())
             .raw("workers", c.workers)
             .raw("max_connections", c.max_connections)

@@ -24,7 +24,7 @@ Usage:
   webhook-api backup FILE   write a consistent, checked copy of the live database (DATABASE_URL)
                             to the new file FILE while the service runs; restore = serve it
   webhook-api --version     print the version
-  webhook-api --help        print this help
+  webhook-api --help, help  print this help
 
 Environment:
 ";
