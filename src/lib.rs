@@ -87,6 +87,7 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let store = store::Store::open_with_readers(&config.db, busy, readers)
         .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
+    store.set_search_cap(config.workers - config.workers / 4);
     let mut metrics = metrics::Metrics::new(&webhook::Outcome::LABELS);
     metrics.log_lines_dropped = log.dropped();
     let app = Arc::new(App {

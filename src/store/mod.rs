@@ -134,10 +134,11 @@ pub struct Store {
     files: Mutex<health::Files>,
     /// The health monitor's last verdict: `None` when its probes passed (`health`).
     verdict: Mutex<Option<&'static str>>,
-    /// Text searches running or waiting for a connection, at most twice the connections they
-    /// may use: past that a search is refused at once (`Error::Busy`), so searches never hold
-    /// every worker.
+    /// Text searches running or waiting for a connection, and how many may (`set_search_cap`;
+    /// three quarters of the general workers): past that a search is refused at once (`Error::Busy`), so
+    /// searches never hold every worker.
     searching: AtomicUsize,
+    search_cap: AtomicUsize,
     busy_timeout: Duration,
     write: Mutex<Connection>,
     /// Reads of an in-memory database share the write connection; this is their budget.
@@ -204,6 +205,7 @@ impl Store {
             files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
             verdict: Mutex::new(None),
             searching: AtomicUsize::new(0),
+            search_cap: AtomicUsize::new(12),
             _claim: claim,
             path,
             busy_timeout,
@@ -217,6 +219,12 @@ impl Store {
             writer: Default::default(),
             adopting: AtomicBool::new(adopting),
         })
+    }
+
+    /// How many text searches may run or wait for a connection at once (at least one; 12 until
+    /// set).
+    pub fn set_search_cap(&self, searches: usize) {
+        self.search_cap.store(searches.max(1), Relaxed);
     }
 
     /// Sets the time budget of every read (two seconds until set).
@@ -347,7 +355,7 @@ impl Store {
         }
         let pool = &self.read[usize::from(searches_text && self.read.len() > 1)..];
         let search = match searches_text {
-            true if self.searching.fetch_add(1, SeqCst) >= 2 * pool.len() => {
+            true if self.searching.fetch_add(1, SeqCst) >= self.search_cap.load(Relaxed) => {
                 self.searching.fetch_sub(1, SeqCst);
                 return Err(Error::Busy);
             }
