@@ -66,11 +66,7 @@ fn ticked(cell: &str) -> Vec<&str> {
 
 /// `webhook-api --help`'s variables: (name, default, range).
 fn help() -> Vec<(String, String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-        .arg("--help")
-        .env_clear()
-        .output()
-        .expect("run --help");
+    let out = support::run_binary(&["--help"], &[]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {

@@ -243,13 +243,10 @@ fn backup_under_writes_holds_every_acknowledged_message_and_serves() {
     let before: Vec<String> = acked.lock().expect("lock").clone();
     let file = dir.join("backup.db");
     let run = |file: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .arg("backup")
-            .arg(file)
-            .env_clear()
-            .env("DATABASE_URL", &db)
-            .output()
-            .expect("run backup")
+        support::run_binary(
+            &["backup".as_ref(), file.as_os_str()],
+            &[("DATABASE_URL", &db)],
+        )
     };
     let out = run(&file);
     std::thread::sleep(Duration::from_millis(200));
@@ -317,12 +314,8 @@ fn files_that_are_not_ours_are_refused_untouched() {
         (&not_db, "not a database"),
     ] {
         let before = std::fs::read(file).expect("read");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .env_clear()
-            .env("DATABASE_URL", format!("sqlite:///{}", file.display()))
-            .env("PORT", "0")
-            .output()
-            .expect("run");
+        let db = format!("sqlite:///{}", file.display());
+        let out = support::run_binary::<&str>(&[], &[("DATABASE_URL", &db), ("PORT", "0")]);
         assert_eq!(out.status.code(), Some(2), "{}", file.display());
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().count(), 1, "one line: {text}");

@@ -11,15 +11,7 @@ use support::{Binary, SECRET, exchange, parse_response};
 const PROMPT: Duration = Duration::from_secs(1);
 
 fn binary(extra: &[(&str, &str)]) -> Binary {
-    let dir = support::temp_dir();
-    let db = format!("sqlite:///{}", dir.join("app.db").display());
-    let mut vars = vec![
-        ("DATABASE_URL", db.as_str()),
-        ("WEBHOOK_SECRET", SECRET),
-        ("LOG_LEVEL", "ERROR"),
-    ];
-    vars.extend_from_slice(extra);
-    Binary::start(&vars)
+    Binary::fresh("ERROR", extra).0
 }
 
 fn status_of(raw: &[u8], bin: &Binary) -> Option<u16> {

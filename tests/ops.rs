@@ -200,12 +200,9 @@ fn every_expression_parses_and_reads_only_metrics_the_binary_exports() {
 #[test]
 fn the_health_check_command_follows_readiness() {
     let check = |port: u16| {
-        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .arg("healthcheck")
-            .env_clear()
-            .env("PORT", port.to_string())
-            .status()
-            .expect("run healthcheck")
+        let port = port.to_string();
+        support::run_binary(&["healthcheck"], &[("PORT", &port)])
+            .status
             .code()
     };
     let dir = support::temp_dir();
@@ -227,13 +224,7 @@ fn the_health_check_command_follows_readiness() {
 
 #[test]
 fn version_help_and_unknown_arguments() {
-    let run = |arg: &str| {
-        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .arg(arg)
-            .env_clear()
-            .output()
-            .expect("run")
-    };
+    let run = |arg: &str| support::run_binary(&[arg], &[]);
     let version = run("--version");
     assert_eq!(version.status.code(), Some(0));
     let text = String::from_utf8_lossy(&version.stdout).into_owned();
@@ -303,11 +294,7 @@ fn host_chooses_the_listening_address() {
 
 #[test]
 fn a_bad_host_stops_start_up_naming_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-        .env_clear()
-        .env("HOST", "localhost")
-        .output()
-        .expect("run");
+    let out = support::run_binary::<&str>(&[], &[("HOST", "localhost")]);
     assert_eq!(out.status.code(), Some(2));
     let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     assert_eq!(
@@ -318,13 +305,7 @@ fn a_bad_host_stops_start_up_naming_it() {
 
 #[test]
 fn help_as_a_word_is_dash_dash_help() {
-    let run = |arg: &str| {
-        Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .arg(arg)
-            .env_clear()
-            .output()
-            .expect("run")
-    };
+    let run = |arg: &str| support::run_binary(&[arg], &[]);
     let (word, flag) = (run("help"), run("--help"));
     assert_eq!(word.status.code(), Some(0));
     assert_eq!(

@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 use support::{Binary, SECRET, exchange, parse_response};
 
 fn binary(extra: &[(&str, &str)]) -> (Binary, std::path::PathBuf) {
-    let dir = support::temp_dir();
-    let db = format!("sqlite:///{}", dir.join("app.db").display());
-    let mut vars = vec![
-        ("DATABASE_URL", db.as_str()),
-        ("WEBHOOK_SECRET", SECRET),
-        ("LOG_LEVEL", "WARNING"),
-    ];
-    vars.extend_from_slice(extra);
-    (Binary::start(&vars), dir)
+    Binary::fresh("WARNING", extra)
 }
 
 fn status_of(bin: &Binary, raw: &[u8]) -> Option<u16> {
@@ -231,6 +223,30 @@ fn crowd(
             })
         })
         .collect()
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn each_lane_starts_one_worker_and_grows_to_its_size_on_demand() {
+    let (bin, _dir) = binary(&[("WORKERS", "4"), ("READ_BUDGET_MS", "1000")]);
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", bin.child.id()))
+            .expect("the process's threads")
+            .count()
+    };
+    // main, the health monitor, the log writer, the poller, and one worker in each lane.
+    assert_eq!(threads(), 7);
+    let searches = crowd(bin.addr, "/__fault/endless-read", 12);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        threads(),
+        10,
+        "the general lane at its 4 workers, and no more"
+    );
+    for h in searches {
+        h.join().expect("search");
+    }
+    assert_eq!(threads(), 10, "workers stay until shutdown");
 }
 
 /// How long each probe, and a small page, takes while the service is under some pressure.
@@ -505,15 +521,14 @@ fn a_log_reader_that_stops_reading_never_holds_a_request() {
 fn a_second_service_on_the_same_file_exits_2_naming_the_holder() {
     let (first, dir) = binary(&[]);
     let db = format!("sqlite:///{}", dir.join("app.db").display());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-        .env_clear()
-        .envs([
+    let out = support::run_binary::<&str>(
+        &[],
+        &[
             ("DATABASE_URL", db.as_str()),
             ("WEBHOOK_SECRET", SECRET),
             ("PORT", "0"),
-        ])
-        .output()
-        .expect("run a second service");
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Value> = text
@@ -552,13 +567,10 @@ fn backup_takes_a_plain_new_path_and_follows_no_link() {
     );
     let db = format!("sqlite:///{}", dir.join("app.db").display());
     let backup = |to: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-            .arg("backup")
-            .arg(to)
-            .env_clear()
-            .env("DATABASE_URL", &db)
-            .output()
-            .expect("run backup")
+        support::run_binary(
+            &["backup".as_ref(), to.as_os_str()],
+            &[("DATABASE_URL", &db)],
+        )
     };
     // A URI is refused, and nothing is written where it points.
     let uri = format!("file:{}/uri.db", dir.display());

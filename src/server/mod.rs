@@ -1,6 +1,6 @@
-//! The server: a poller thread that owns every waiting connection, fixed pools of workers that
-//! run requests (two lanes: webhooks, and the rest), and `handle`, the envelope every request
-//! goes through (route with panics caught, count, log).
+//! The server: a poller thread that owns every waiting connection, pools of workers that run
+//! requests (three lanes: webhooks, probes and the rest, `lanes`), and `handle`, the envelope
+//! every request goes through (route with panics caught, count, log).
 //!
 //! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
 //! mio) accepts, reads what arrives, keeps every deadline, and hands a connection to a worker
@@ -11,13 +11,14 @@
 //! never a worker. At `MAX_CONNECTIONS` the connection idle longest is shed for a newcomer; only
 //! when every connection has a request in progress does a newcomer get 503.
 //!
-//! Owns: threads and lanes, the request envelope (request id, metrics, the access log line), the
+//! Owns: the threads' start and stop, the request envelope (request id, metrics, the access log line), the
 //! worker loop. Leaves out: sockets' waiting and deadlines (`poller`), buffers (`conn`), framing
-//! (`wire`), routes (`router`), statuses (`http`).
+//! (`wire`), routes (`router`), statuses (`http`), the pools (`lanes`).
 //! Uses: `wire`, `http`, `router`, `log`, `metrics` (through `App`), `store::while_client` (a
 //! read stops when its client hangs up), `ts`, `lock`, mio, uuid.
 
 mod conn;
+mod lanes;
 mod poller;
 
 use crate::http::{ApiError, Facts, Reply, Req};
@@ -25,10 +26,10 @@ use crate::log::{Level, Line};
 use crate::wire::{self, Limits, Parse, WireError};
 use crate::{App, lock, router};
 use conn::Conn;
+use lanes::Lanes;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -40,65 +41,12 @@ const MAX_HEADERS: usize = 100;
 /// trip through the poller. Past it, the connection goes back to the poller.
 const LINGER: Duration = Duration::from_millis(1);
 
-/// Workers in the webhook lane for each of `WORKERS`.
-const WEBHOOK_LANE: usize = 4;
-
 /// The listener's threads.
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
     poller: JoinHandle<()>,
-    /// Each worker, and its lane's queue (to tell it to stop).
-    workers: Vec<(Sender<Option<Job>>, JoinHandle<()>)>,
-}
-
-/// The queues of the three lanes of workers. Webhooks have their own lane, `WEBHOOK_LANE` times
-/// larger than `WORKERS`: a webhook spends most of its time waiting for its commit, and a commit
-/// holds at most one row per waiting worker, so more of them waiting makes larger, cheaper
-/// commits. The probes (`/health/*`, `/metrics`) have `PROBE_LANE` workers of their own: they
-/// never queue behind reads, and they never wait for a lock (the store's health monitor does).
-/// Every other request goes to the `WORKERS` of the general lane, so no more reads than that
-/// compete for the cores and the read connections.
-#[derive(Clone)]
-struct Lanes {
-    general: Sender<Option<Job>>,
-    webhooks: Sender<Option<Job>>,
-    probes: Sender<Option<Job>>,
-}
-
-/// Workers in the probes' lane.
-const PROBE_LANE: usize = 2;
-
-/// Which lane a request goes to.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Lane {
-    General,
-    Webhooks,
-    Probes,
-}
-
-impl Lanes {
-    fn send(&self, job: Job, lane: Lane) {
-        let lane = match lane {
-            Lane::General => &self.general,
-            Lane::Webhooks => &self.webhooks,
-            Lane::Probes => &self.probes,
-        };
-        let _ = lane.send(Some(job));
-    }
-}
-
-/// The lane of a parsed request: POST /webhook, the probes (any method: a 405 is as cheap), or
-/// the rest.
-fn lane_of(parse: &Parse) -> Lane {
-    let Parse::Done { head, .. } = parse else {
-        return Lane::General;
-    };
-    match (head.method.as_str(), head.target.split('?').next()) {
-        ("POST", Some("/webhook")) => Lane::Webhooks,
-        (_, Some("/health/live" | "/health/ready" | "/metrics")) => Lane::Probes,
-        _ => Lane::General,
-    }
+    lanes: Arc<Lanes<Job>>,
 }
 
 /// What the poller and the workers share.
@@ -165,35 +113,26 @@ impl Server {
             waker: mio::Waker::new(poll.registry(), poller::WAKER).map_err(err)?,
             registry: poll.registry().try_clone().map_err(err)?,
         });
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new().name(name).spawn(f).map_err(err)
-        };
-        let mut workers = Vec::new();
-        let mut lane = |name: &str, n: usize| -> Result<Sender<Option<Job>>, String> {
-            let one_each = name == "probe";
-            let (jobs, rx) = channel();
-            let rx = Arc::new(Mutex::new(rx));
-            for i in 0..n {
-                let (app, shared, rx) = (Arc::clone(&app), Arc::clone(&shared), Arc::clone(&rx));
-                let f = Box::new(move || work(&app, &shared, &rx, one_each));
-                workers.push((jobs.clone(), spawn(format!("{name}-{i}"), f)?));
-            }
-            Ok(jobs)
-        };
-        let lanes = Lanes {
-            general: lane("worker", c.workers)?,
-            webhooks: lane("webhook", c.workers * WEBHOOK_LANE)?,
-            probes: lane("probe", PROBE_LANE)?,
-        };
-        let poller =
-            poller::Poller::new(Arc::clone(&app), Arc::clone(&shared), poll, listener, lanes)
-                .map_err(err)?;
-        let poller = spawn("poller".into(), Box::new(move || poller.run()))?;
+        let (app2, shared2) = (Arc::clone(&app), Arc::clone(&shared));
+        let run = Arc::new(move |job, one_each| work(&app2, &shared2, job, one_each));
+        let lanes = Arc::new(Lanes::start(c.workers, run).map_err(err)?);
+        let poller = poller::Poller::new(
+            Arc::clone(&app),
+            Arc::clone(&shared),
+            poll,
+            listener,
+            Arc::clone(&lanes),
+        )
+        .map_err(err)?;
+        let poller = std::thread::Builder::new()
+            .name("poller".into())
+            .spawn(move || poller.run())
+            .map_err(err)?;
         Ok(Server {
             addr,
             shared,
             poller,
-            workers,
+            lanes,
         })
     }
 
@@ -208,49 +147,39 @@ impl Server {
         let _ = self.shared.waker.wake();
         // The poller returns once no connection has a request left to finish.
         let _ = self.poller.join();
-        for (jobs, _) in &self.workers {
-            let _ = jobs.send(None);
-        }
-        for (_, w) in self.workers {
-            let _ = w.join();
-        }
+        self.lanes.stop();
     }
 }
 
-/// A worker: take the next connection with a request, serve it (and what is pipelined behind
-/// it), then hand it back to the poller or close it.
-/// `one_each`: serve one request and hand the connection back (the probes' lane, so that no
-/// client can keep a probe worker with requests pipelined behind a probe).
-fn work(app: &App, shared: &Shared, rx: &Mutex<Receiver<Option<Job>>>, one_each: bool) {
+/// A worker's job: serve the connection's request (and what is pipelined behind it), then hand
+/// it back to the poller or close it. `one_each`: serve one request and hand the connection
+/// back (the probes' lane, so that no client can keep a probe worker with requests pipelined
+/// behind a probe).
+fn work(app: &App, shared: &Shared, job: Job, one_each: bool) {
+    let Job {
+        token,
+        mut conn,
+        parse,
+    } = job;
+    shared.queued.fetch_sub(1, SeqCst);
     let mut scratch = [0u8; 8192];
-    loop {
-        let Ok(Some(Job {
-            token,
-            mut conn,
-            parse,
-        })) = lock(rx).recv()
-        else {
-            return;
-        };
-        shared.queued.fetch_sub(1, SeqCst);
-        // A bug in the framing code must cost this connection, not the worker.
-        let keep = catch_unwind(AssertUnwindSafe(|| {
-            let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
-            serve(app, shared, &mut conn, parse, &mut scratch, one_each)
-        }))
-        .unwrap_or(false);
-        let conn = (keep && conn.unblock().is_ok()).then_some(conn);
-        let mut back = lock(&shared.back);
-        // A live connection already in the list has a wake-up on its way; a closed one needs none
-        // and sent none, so it must not stand in for one.
-        let wake = conn.is_some() && back.iter().all(|(_, c)| c.is_none());
-        back.push((token, conn));
-        drop(back);
-        // After the hand-back, so the poller never sees neither.
-        app.metrics.in_progress.fetch_sub(1, SeqCst);
-        if wake {
-            let _ = shared.waker.wake();
-        }
+    // A bug in the framing code must cost this connection, not the worker.
+    let keep = catch_unwind(AssertUnwindSafe(|| {
+        let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
+        serve(app, shared, &mut conn, parse, &mut scratch, one_each)
+    }))
+    .unwrap_or(false);
+    let conn = (keep && conn.unblock().is_ok()).then_some(conn);
+    let mut back = lock(&shared.back);
+    // A live connection already in the list has a wake-up on its way; a closed one needs none
+    // and sent none, so it must not stand in for one.
+    let wake = conn.is_some() && back.iter().all(|(_, c)| c.is_none());
+    back.push((token, conn));
+    drop(back);
+    // After the hand-back, so the poller never sees neither.
+    app.metrics.in_progress.fetch_sub(1, SeqCst);
+    if wake {
+        let _ = shared.waker.wake();
     }
 }
 

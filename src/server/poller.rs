@@ -3,7 +3,7 @@
 //! unsent), parked in the kernel's readiness poller (epoll, through mio, edge-triggered).
 //!
 //! It reads what arrives and parses it to learn whether a request is whole; a whole request (or
-//! a framing error) goes to a worker with its connection, the webhook lane's or the general one.
+//! a framing error) goes to a worker of its lane with its connection.
 //! It keeps the deadlines: `IDLE_TIMEOUT_MS` between requests (closed),
 //! `READ_TIMEOUT_MS` of silence and `REQUEST_TIMEOUT_MS` in total mid-request (408, closed),
 //! `WRITE_TIMEOUT_MS` without progress on an unsent response (dropped). At `MAX_CONNECTIONS` it
@@ -14,11 +14,12 @@
 //! Owns: accepting, waiting, deadlines, shedding, and the end of the server (it returns once
 //! stopping and no connection has a request left to finish).
 //! Leaves out: running requests (the workers in `mod`).
-//! Uses: `conn`, `wire`, `http` and `router` (the 408 and 503 it answers itself, through
+//! Uses: `conn`, `lanes`, `wire`, `http` and `router` (the 408 and 503 it answers itself, through
 //! `handle`), `log`, `lock`, mio.
 
 use super::conn::{Conn, State, Take};
-use super::{Answer, Job, Lanes, Shared, handle, wait_limit};
+use super::lanes::{Lanes, lane_of};
+use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
 use crate::wire::Parse;
@@ -49,7 +50,7 @@ pub struct Poller {
     shared: Arc<Shared>,
     poll: Poll,
     listener: Option<TcpListener>,
-    jobs: Lanes,
+    jobs: Arc<Lanes<Job>>,
     parked: HashMap<usize, Conn>,
     /// The parked connections with nothing in progress, oldest activity first.
     idle: BTreeSet<(Instant, usize)>,
@@ -72,7 +73,7 @@ impl Poller {
         shared: Arc<Shared>,
         poll: Poll,
         mut listener: TcpListener,
-        jobs: Lanes,
+        jobs: Arc<Lanes<Job>>,
     ) -> std::io::Result<Poller> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -268,7 +269,7 @@ impl Poller {
             parse => {
                 self.app.metrics.in_progress.fetch_add(1, SeqCst);
                 self.shared.queued.fetch_add(1, SeqCst);
-                let lane = super::lane_of(&parse);
+                let lane = lane_of(&parse);
                 // A synthetic answer (the buffer cleared above) or a framing error goes as is.
                 let again = matches!(parse, Parse::Done { consumed, .. } if consumed > 0);
                 let parse = (!again).then_some(parse);

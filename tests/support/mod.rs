@@ -307,6 +307,19 @@ impl Metrics {
     }
 }
 
+/// The binary run to its end with `args` and no environment but `env`: its exit and output.
+pub fn run_binary<A: AsRef<std::ffi::OsStr>>(
+    args: &[A],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the binary")
+}
+
 /// The real binary, started with these variables, stdout captured line by line.
 pub struct Binary {
     pub child: std::process::Child,
@@ -317,6 +330,20 @@ pub struct Binary {
 impl Binary {
     pub fn start(vars: &[(&str, &str)]) -> Binary {
         Binary::start_limited(vars, None)
+    }
+
+    /// The binary on a new database in a fresh folder (returned), signed with `SECRET`, logging
+    /// at `level`, with `extra` variables.
+    pub fn fresh(level: &str, extra: &[(&str, &str)]) -> (Binary, PathBuf) {
+        let dir = temp_dir();
+        let db = format!("sqlite:///{}", dir.join("app.db").display());
+        let mut vars = vec![
+            ("DATABASE_URL", db.as_str()),
+            ("WEBHOOK_SECRET", SECRET),
+            ("LOG_LEVEL", level),
+        ];
+        vars.extend_from_slice(extra);
+        (Binary::start(&vars), dir)
     }
 
     /// Like `start`, with the open-file limit (`ulimit -n`) set to `nofile` when given.

@@ -1,0 +1,176 @@
+//! The lanes of workers: three pools, each growing on demand up to its size, and the rule that
+//! picks a request's lane.
+//!
+//! Webhooks have their own lane, `WEBHOOK_LANE` times larger than `WORKERS`: a webhook spends
+//! most of its time waiting for its commit, and a commit holds at most one row per waiting
+//! worker, so more of them waiting makes larger, cheaper commits. The probes (`/health/*`,
+//! `/metrics`) have `PROBE_LANE` workers of their own: they never queue behind reads, and they
+//! never wait for a lock (the store's health monitor does). Every other request goes to the
+//! `WORKERS` of the general lane, so no more reads than that compete for the cores and the read
+//! connections.
+//!
+//! A pool starts one worker and starts another whenever a job is handed over while none is
+//! waiting for one, up to its size; workers then live until the server stops. An idle service
+//! so keeps a handful of threads (each costs about 16 KiB of touched stack and TLS) instead of
+//! the 86 a busy one may use.
+//!
+//! Owns: the pools and the lane rule. Leaves out: what a worker does with a job (the caller's
+//! `run`). Uses: `wire` (a parsed request's method and path), `lock`.
+
+use crate::lock;
+use crate::wire::Parse;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Workers in the webhook lane for each of `WORKERS`.
+pub const WEBHOOK_LANE: usize = 4;
+/// Workers in the probes' lane.
+pub const PROBE_LANE: usize = 2;
+
+/// Which lane a request goes to.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Lane {
+    General,
+    Webhooks,
+    Probes,
+}
+
+/// The lane of a parsed request: POST /webhook, the probes (any method: a 405 is as cheap), or
+/// the rest.
+pub fn lane_of(parse: &Parse) -> Lane {
+    let Parse::Done { head, .. } = parse else {
+        return Lane::General;
+    };
+    match (head.method.as_str(), head.target.split('?').next()) {
+        ("POST", Some("/webhook")) => Lane::Webhooks,
+        (_, Some("/health/live" | "/health/ready" | "/metrics")) => Lane::Probes,
+        _ => Lane::General,
+    }
+}
+
+/// What a worker does with one job; `true` for the probes' lane, whose workers serve one request
+/// per hand-off.
+type Run<T> = Arc<dyn Fn(T, bool) + Send + Sync>;
+
+/// The three pools.
+pub struct Lanes<T> {
+    general: Pool<T>,
+    webhooks: Pool<T>,
+    probes: Pool<T>,
+}
+
+impl<T: Send + 'static> Lanes<T> {
+    /// The three lanes for `workers` general workers, each with its first worker started.
+    pub fn start(workers: usize, run: Run<T>) -> std::io::Result<Lanes<T>> {
+        Ok(Lanes {
+            general: Pool::start("worker", workers, false, Arc::clone(&run))?,
+            webhooks: Pool::start("webhook", workers * WEBHOOK_LANE, false, Arc::clone(&run))?,
+            probes: Pool::start("probe", PROBE_LANE, true, run)?,
+        })
+    }
+
+    /// Hands `job` to a worker of `lane`, starting one if none is waiting and there is room.
+    pub fn send(&self, job: T, lane: Lane) {
+        match lane {
+            Lane::General => &self.general,
+            Lane::Webhooks => &self.webhooks,
+            Lane::Probes => &self.probes,
+        }
+        .send(job);
+    }
+
+    /// Tells every worker to stop once the jobs before it are done, and waits for them.
+    pub fn stop(&self) {
+        for pool in [&self.general, &self.webhooks, &self.probes] {
+            let workers = std::mem::take(&mut *lock(&pool.workers));
+            for _ in &workers {
+                let _ = pool.jobs.send(None);
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+/// Workers sharing one queue; `None` tells one worker to stop.
+struct Pool<T> {
+    name: &'static str,
+    size: usize,
+    one_each: bool,
+    run: Run<T>,
+    jobs: Sender<Option<T>>,
+    rx: Arc<Mutex<Receiver<Option<T>>>>,
+    /// Workers waiting for a job, and jobs handed over and not yet taken.
+    idle: Arc<AtomicUsize>,
+    pending: Arc<AtomicUsize>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<T: Send + 'static> Pool<T> {
+    fn start(
+        name: &'static str,
+        size: usize,
+        one_each: bool,
+        run: Run<T>,
+    ) -> std::io::Result<Self> {
+        let (jobs, rx) = channel();
+        let pool = Pool {
+            name,
+            size: size.max(1),
+            one_each,
+            run,
+            jobs,
+            rx: Arc::new(Mutex::new(rx)),
+            idle: Arc::default(),
+            pending: Arc::default(),
+            workers: Mutex::default(),
+        };
+        pool.grow()?;
+        Ok(pool)
+    }
+
+    fn send(&self, job: T) {
+        // More jobs waiting than workers waiting: one more worker, if the pool has room. A
+        // worker about to wait may be missed (one thread too many, never a job left behind: the
+        // pool's workers take every job in turn).
+        if self.pending.fetch_add(1, SeqCst) >= self.idle.load(SeqCst) {
+            let _ = self.grow(); // without a new thread, the job waits for a busy one
+        }
+        let _ = self.jobs.send(Some(job));
+    }
+
+    /// Starts one more worker unless the pool is full.
+    fn grow(&self) -> std::io::Result<()> {
+        let mut workers = lock(&self.workers);
+        if workers.len() >= self.size {
+            return Ok(());
+        }
+        let (rx, idle, pending) = (
+            Arc::clone(&self.rx),
+            Arc::clone(&self.idle),
+            Arc::clone(&self.pending),
+        );
+        let (run, one_each) = (Arc::clone(&self.run), self.one_each);
+        let worker = std::thread::Builder::new()
+            .name(format!("{}-{}", self.name, workers.len()))
+            .spawn(move || {
+                loop {
+                    idle.fetch_add(1, SeqCst);
+                    let job = lock(&rx).recv();
+                    idle.fetch_sub(1, SeqCst);
+                    match job {
+                        Ok(Some(job)) => {
+                            pending.fetch_sub(1, SeqCst);
+                            run(job, one_each);
+                        }
+                        _ => return,
+                    }
+                }
+            })?;
+        workers.push(worker);
+        Ok(())
+    }
+}
