@@ -36,9 +36,9 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 16] = [
+pub const VARS: [Var; 20] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
-    var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
+    var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature and Standard Webhooks (whsec_ + base64, or raw); unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
     var("PORT", "8000", Some((0, 65535)), "listening port on all interfaces; 0 picks a free port (the start-up line names it)"),
     var("WORKERS", "16", Some((1, 256)), "worker threads for every request but webhooks, which have 4 times as many of their own"),
@@ -53,6 +53,10 @@ pub const VARS: [Var; 16] = [
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
     var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
     var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8, plus one kept free of text searches"),
+    var("WEBHOOK_TOLERANCE_SECONDS", "300", Some((1, 86_400)), "how far a Standard Webhooks webhook-timestamp may lie from now, either way; further gets 401"),
+    var("WHATSAPP_VERIFY_TOKEN", "", None, "the verify token of /webhook/whatsapp's GET handshake (Meta's dashboard); unset or empty: the handshake gets 403"),
+    var("WHATSAPP_APP_SECRET", "", None, "the Meta app secret that signs /webhook/whatsapp deliveries (X-Hub-Signature-256); unset or empty, and no previous one: 503"),
+    var("WHATSAPP_APP_SECRET_PREVIOUS", "", None, "a second accepted app secret while the app's secret is rotated"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -98,6 +102,11 @@ pub struct Config {
     pub read_budget_ms: u64,
     /// `READ_CONNECTIONS`; 0 for `auto`.
     pub read_connections: usize,
+    pub tolerance_seconds: u64,
+    /// `WHATSAPP_VERIFY_TOKEN`; an empty value counts as none.
+    pub whatsapp_verify_token: Option<String>,
+    /// `WHATSAPP_APP_SECRET` and `WHATSAPP_APP_SECRET_PREVIOUS`, those set and not empty.
+    pub whatsapp_secrets: Vec<String>,
 }
 
 impl Config {
@@ -132,6 +141,12 @@ impl Config {
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
             read_budget_ms: n("READ_BUDGET_MS")? as u64,
             read_connections: auto(&get, "READ_CONNECTIONS")?,
+            tolerance_seconds: n("WEBHOOK_TOLERANCE_SECONDS")? as u64,
+            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").filter(|s| !s.is_empty()),
+            whatsapp_secrets: ["WHATSAPP_APP_SECRET", "WHATSAPP_APP_SECRET_PREVIOUS"]
+                .into_iter()
+                .filter_map(|name| get(name).filter(|s| !s.is_empty()))
+                .collect(),
         })
     }
 }

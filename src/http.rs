@@ -40,6 +40,16 @@ impl Req {
             .collect()
     }
 
+    /// The value of a header sent exactly once; `None` when it is missing or repeated (which one
+    /// would count?). `name` in lower case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut all = self.headers.iter().filter(|(k, _)| k == name);
+        match (all.next(), all.next()) {
+            (Some((_, v)), None) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The last value of a query parameter (FastAPI's rule for repeated scalars); an empty value
     /// counts as absent.
     pub fn query_param(&self, name: &str) -> Option<String> {

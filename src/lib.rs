@@ -11,7 +11,9 @@
 //! - `wire`     HTTP/1.1 framing: parse a request head and body within caps, write a response.
 //! - `http`     `Req`, `Reply`, `Facts`, `ApiError` and its single mapping to HTTP.
 //! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.
-//! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
+//! - `webhook`  POST /webhook: signature scheme, validation, insert, the outcome.
+//! - `signature` every signature scheme (X-Signature, X-Hub-Signature-256, Standard Webhooks)
+//!   and the one constant-time, full-length compare.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
 //!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
@@ -31,6 +33,7 @@ pub mod messages;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod signature;
 pub mod store;
 pub mod ts;
 pub mod webhook;

@@ -111,6 +111,28 @@ pub fn now_utc() -> String {
     )
 }
 
+/// Seconds since the Unix epoch now (Standard Webhooks' timestamps are checked against it).
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A Unix time in seconds as a message `ts`, `YYYY-MM-DDTHH:MM:SSZ` (the WhatsApp Cloud API
+/// sends its timestamps so); `None` outside the years 0000..=9999.
+pub fn from_unix(secs: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+    let (y, mo, d, h, mi, s) = (
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
+    (0..=9999)
+        .contains(&y)
+        .then(|| format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"))
+}
+
 /// The `Date` header value (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date() -> String {
     let now = time::OffsetDateTime::now_utc();

@@ -20,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use webhook_api::config::DbLocation;
+use webhook_api::signature::sign_hex;
 use webhook_api::store::{Message, Store};
-use webhook_api::webhook::sign_hex;
 
 const SECRET: &str = "benchsecret";
 

@@ -174,7 +174,7 @@ impl Drop for TestServer {
 
 /// The hex HMAC-SHA256 of `body` under `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    webhook_api::webhook::sign_hex(secret.as_bytes(), body)
+    webhook_api::signature::sign_hex(secret.as_bytes(), body)
 }
 
 /// A parsed HTTP response.
