@@ -14,6 +14,7 @@
 //! - `webhook`  POST /webhook: signature scheme, validation, insert, the outcome.
 //! - `signature` every signature scheme (X-Signature, X-Hub-Signature-256, Standard Webhooks)
 //!   and the one constant-time, full-length compare.
+//! - `whatsapp` /webhook/whatsapp: Meta's handshake, Cloud API deliveries into messages.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
 //!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
@@ -37,6 +38,7 @@ pub mod signature;
 pub mod store;
 pub mod ts;
 pub mod webhook;
+pub mod whatsapp;
 pub mod wire;
 
 use config::{Config, DbLocation};
@@ -92,7 +94,7 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let app = Arc::new(App {
         config,
         store,
-        metrics: metrics::Metrics::new(&webhook::Outcome::LABELS),
+        metrics: metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat()),
         log,
     });
     let server =

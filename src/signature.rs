@@ -38,15 +38,6 @@ pub fn matches(keys: &[&[u8]], parts: &[&[u8]], claims: &[&[u8]]) -> bool {
     })
 }
 
-/// True when `header` (`X-Signature` or `X-Hub-Signature-256`) holds the HMAC-SHA256 of `body`
-/// under any of `secrets`.
-pub fn verify_hex(secrets: &[&str], header: Option<&str>, body: &[u8]) -> bool {
-    let keys: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
-    header
-        .and_then(parse_hex)
-        .is_some_and(|sig| matches(&keys, &[body], &[&sig]))
-}
-
 /// `[sha256=]<64 hex digits>` to the 32 signature bytes.
 pub fn parse_hex(header: &str) -> Option<[u8; 32]> {
     let h = header.trim();
@@ -77,19 +68,33 @@ pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A Standard Webhooks request's headers, checked for form and time: what is signed before the
-/// body, and the `v1` signatures to compare.
+/// What a request's signature headers claim, checked for form (and, for Standard Webhooks, for
+/// time): what is signed before the body, and the signatures to compare.
 #[derive(Debug)]
-pub struct Standard {
+pub struct Claim {
+    /// A secret's key: its bytes, or `standard_key`.
+    key: fn(&str) -> Vec<u8>,
     prefix: String,
-    claims: Vec<Vec<u8>>,
+    signatures: Vec<Vec<u8>>,
 }
 
-impl Standard {
-    /// `None` when a header is missing or the timestamp is not integer seconds within
-    /// `tolerance` seconds of `now` (either way). Entries that are not `v1` or not base64 are
-    /// dropped; `claims` may end up empty.
-    pub fn parse(headers: [Option<&str>; 3], now: i64, tolerance: u64) -> Option<Standard> {
+impl Claim {
+    /// An `X-Signature` or `X-Hub-Signature-256` header; `None` when it is malformed.
+    pub fn hex(header: &str) -> Option<Claim> {
+        let (signatures, prefix) = (vec![parse_hex(header)?.to_vec()], String::new());
+        let key = |s: &str| s.as_bytes().to_vec();
+        Some(Claim {
+            key,
+            prefix,
+            signatures,
+        })
+    }
+
+    /// The Standard Webhooks headers (in the order of `STANDARD_HEADERS`); `None` when one is
+    /// missing or the timestamp is not integer seconds within `tolerance` seconds of `now`
+    /// (either way). Entries that are not `v1` or not base64 are dropped (none left: nothing
+    /// verifies).
+    pub fn standard(headers: [Option<&str>; 3], now: i64, tolerance: u64) -> Option<Claim> {
         let [Some(id), Some(timestamp), Some(signatures)] = headers else {
             return None;
         };
@@ -98,27 +103,26 @@ impl Standard {
         if ts.abs_diff(now) > tolerance {
             return None;
         }
-        let claims = signatures
+        let signatures = signatures
             .split_ascii_whitespace()
             .filter_map(|entry| base64(entry.strip_prefix("v1,")?))
             .collect();
-        Some(Standard {
-            prefix: format!("{id}.{ts}."),
-            claims,
+        let prefix = format!("{id}.{ts}.");
+        let key = standard_key;
+        Some(Claim {
+            key,
+            prefix,
+            signatures,
         })
     }
 
-    /// Whether any `v1` entry is the signature of `body` under any of `secrets`.
-    pub fn verify(&self, secrets: &[&str], body: &[u8]) -> bool {
-        let keys: Vec<Vec<u8>> = secrets.iter().map(|s| standard_key(s)).collect();
+    /// Whether a signature is that of `body` under any of `secrets` (their bytes, or for
+    /// Standard Webhooks `standard_key`).
+    pub fn verify<S: AsRef<str>>(&self, secrets: &[S], body: &[u8]) -> bool {
+        let keys: Vec<Vec<u8>> = secrets.iter().map(|s| (self.key)(s.as_ref())).collect();
         let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let claims: Vec<&[u8]> = self.claims.iter().map(Vec::as_slice).collect();
+        let claims: Vec<&[u8]> = self.signatures.iter().map(Vec::as_slice).collect();
         matches(&keys, &[self.prefix.as_bytes(), body], &claims)
-    }
-
-    /// Whether there is at least one `v1` entry to compare.
-    pub fn has_claims(&self) -> bool {
-        !self.claims.is_empty()
     }
 }
 
@@ -171,7 +175,7 @@ mod tests {
 
     /// The reference libraries' test vector, verified against a clock fixed at `now`.
     fn vector(signatures: &str, ts: &str, now: i64, secrets: &[&str]) -> bool {
-        Standard::parse([Some(ID), Some(ts), Some(signatures)], now, 300)
+        Claim::standard([Some(ID), Some(ts), Some(signatures)], now, 300)
             .is_some_and(|s| s.verify(secrets, BODY))
     }
 
@@ -193,11 +197,11 @@ mod tests {
         assert!(!vector(SIG, &format!("{ts}.0"), TS, &[SECRET]));
         assert!(!vector(SIG, &format!("+{ts}"), TS, &[SECRET]));
         assert!(!vector(SIG, "", TS, &[SECRET]));
-        let body_changed = Standard::parse([Some(ID), Some(&ts), Some(SIG)], TS, 300)
+        let body_changed = Claim::standard([Some(ID), Some(&ts), Some(SIG)], TS, 300)
             .is_some_and(|s| s.verify(&[SECRET], b"{}"));
         assert!(!body_changed);
-        assert!(Standard::parse([Some(ID), None, Some(SIG)], TS, 300).is_none());
-        assert!(Standard::parse([None, Some(&ts), Some(SIG)], TS, 300).is_none());
+        assert!(Claim::standard([Some(ID), None, Some(SIG)], TS, 300).is_none());
+        assert!(Claim::standard([None, Some(&ts), Some(SIG)], TS, 300).is_none());
     }
 
     #[test]
@@ -222,15 +226,21 @@ mod tests {
     #[test]
     fn hex_forms() {
         let sig = sign_hex(b"k", b"body");
-        let ok = |h: &str, body: &[u8], secrets: &[&str]| verify_hex(secrets, Some(h), body);
+        let ok = |h: &str, body: &[u8], secrets: &[&str]| {
+            Claim::hex(h).is_some_and(|c| c.verify(secrets, body))
+        };
         assert!(ok(&sig, b"body", &["k"]));
         assert!(ok(&sig.to_uppercase(), b"body", &["k"]));
         assert!(ok(&format!("sha256={sig}"), b"body", &["k"]));
         assert!(ok(&format!("SHA256={sig}"), b"body", &["k"]));
         assert!(ok(&sig, b"body", &["old", "k"]), "any configured secret");
+        let written = sign_hex(b"whsec_AQID", b"body");
+        assert!(
+            ok(&written, b"body", &["whsec_AQID"]),
+            "hex keys are the bytes as written"
+        );
         assert!(!ok(&sig, b"body ", &["k"]), "raw bytes, whitespace counts");
         assert!(!ok(&sig, b"body", &["x"]));
-        assert!(!verify_hex(&["k"], None, b"body"));
         assert!(!ok("", b"body", &["k"]));
         assert!(!ok(&sig[..62], b"body", &["k"]));
         assert!(!ok(&format!("{}zz", &sig[..62]), b"body", &["k"]));

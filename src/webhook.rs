@@ -14,7 +14,7 @@
 
 use crate::App;
 use crate::http::{ApiError, Facts, FieldError, Reply, Req};
-use crate::signature::{self, Standard};
+use crate::signature::{self, Claim};
 use crate::store::{Inserted, Message};
 use serde_json::{Map, Value, json};
 
@@ -54,6 +54,14 @@ impl Outcome {
     }
 }
 
+/// `webhook_requests_total`, for `metrics::Metrics::new`.
+pub const COUNTER: crate::metrics::Family = (
+    "webhook_requests_total",
+    "Webhook outcomes.",
+    "result",
+    &Outcome::LABELS,
+);
+
 /// The handler: every check and the insert, then the outcome and message id into `facts`.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let result = receive(app, req, &mut facts.message_id);
@@ -61,13 +69,14 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
         Ok(Inserted::New) => Outcome::Created,
         Ok(Inserted::Duplicate) => Outcome::Duplicate,
         Err(ApiError::PayloadTooLarge) => Outcome::PayloadTooLarge,
-        Err(ApiError::NotConfigured) => Outcome::NotConfigured,
+        Err(ApiError::NotConfigured(_)) => Outcome::NotConfigured,
         Err(ApiError::InvalidSignature) => Outcome::InvalidSignature,
         Err(ApiError::Validation(_)) => Outcome::ValidationError,
         // `receive` fails in no other way than storage.
         Err(_) => Outcome::StorageError,
     };
     facts.webhook_result = Some(outcome.label());
+    facts.counts.push((COUNTER.0, outcome.label(), 1));
     result.map(|_| Reply::json(200, &json!({"status": "ok"})))
 }
 
@@ -76,12 +85,8 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     if req.body_too_large {
         return Err(ApiError::PayloadTooLarge);
     }
-    let secrets = secrets(app).ok_or(ApiError::NotConfigured)?;
-    let signed = match scheme(app, req) {
-        Some(Scheme::Standard(s)) => s.verify(&secrets, &req.body),
-        Some(Scheme::Hex(header)) => signature::verify_hex(&secrets, Some(header), &req.body),
-        None => false,
-    };
+    let secrets = secrets(app).ok_or(ApiError::NotConfigured("WEBHOOK_SECRET"))?;
+    let signed = claim(app, req).is_some_and(|c| c.verify(&secrets, &req.body));
     if !signed {
         return Err(ApiError::InvalidSignature);
     }
@@ -106,34 +111,22 @@ fn secrets(app: &App) -> Option<Vec<&str>> {
     Some([Some(c), p].into_iter().flatten().collect())
 }
 
-/// How a request is signed, its headers checked for form (and, for Standard Webhooks, time).
-enum Scheme<'a> {
-    Standard(signature::Standard),
-    Hex(&'a str),
-}
-
-/// Standard Webhooks when the request carries any `webhook-*` header, else the one `X-Signature`
-/// header; `None` when no body could make it valid (a header missing or repeated, a malformed
-/// signature, a timestamp outside `WEBHOOK_TOLERANCE_SECONDS`).
-fn scheme<'a>(app: &App, req: &'a Req) -> Option<Scheme<'a>> {
+/// The request's signature: by Standard Webhooks when it carries any `webhook-*` header, else
+/// the one `X-Signature` header; `None` when no body could make it valid (a header missing or
+/// repeated, a malformed signature, a timestamp outside `WEBHOOK_TOLERANCE_SECONDS`).
+fn claim(app: &App, req: &Req) -> Option<Claim> {
     let names = signature::STANDARD_HEADERS;
     if req.headers.iter().any(|(k, _)| names.contains(&k.as_str())) {
-        let now = crate::ts::unix_now();
-        let s = Standard::parse(
-            names.map(|h| req.header(h)),
-            now,
-            app.config.tolerance_seconds,
-        )?;
-        return s.has_claims().then_some(Scheme::Standard(s));
+        let (now, tolerance) = (crate::ts::unix_now(), app.config.tolerance_seconds);
+        return Claim::standard(names.map(|h| req.header(h)), now, tolerance);
     }
-    let hex = req.header("x-signature")?;
-    signature::parse_hex(hex).map(|_| Scheme::Hex(hex))
+    req.header("x-signature").and_then(Claim::hex)
 }
 
 /// Whether the request is refused whatever its body: no secret (503), or no well-formed
 /// signature headers (401).
 pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    app.config.secret.is_none() || scheme(app, req).is_none()
+    app.config.secret.is_none() || claim(app, req).is_none()
 }
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.

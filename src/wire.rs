@@ -30,6 +30,7 @@ pub struct Limits {
     pub max_headers: usize,
     /// Bytes of body (declared or, for chunked, received).
     pub max_body: usize,
+    pub large_body: (&'static str, usize), // one path with its own body cap; ("", 0): none
 }
 
 /// Why a request could not be read. `status()` is what the client is told, if anything.
@@ -312,6 +313,10 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
     let waiting = |head: &Head| Parse::Incomplete {
         expect_continue: head.expect_continue,
     };
+    let mut limits = *limits;
+    if head.target.split('?').next() == Some(limits.large_body.0) {
+        limits.max_body = limits.large_body.1;
+    }
     match head.framing {
         Framing::Length(n) if n > limits.max_body as u64 => {
             return Parse::Failed {
@@ -323,7 +328,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
         Framing::Length(n) if (cursor.len() as u64) < n => return waiting(&head),
         _ => {}
     }
-    match read_body(&mut cursor, head.framing, limits) {
+    match read_body(&mut cursor, head.framing, &limits) {
         Ok(body) => Parse::Done {
             head,
             body,
@@ -451,6 +456,7 @@ mod tests {
         max_head: 300,
         max_headers: 5,
         max_body: 50,
+        large_body: ("", 0),
     };
 
     fn head(raw: &str) -> Result<Head, WireError> {

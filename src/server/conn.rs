@@ -267,6 +267,7 @@ mod tests {
         max_head: 1024,
         max_headers: 10,
         max_body: 1024,
+        large_body: ("", 0),
     };
 
     #[test]
