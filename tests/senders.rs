@@ -652,3 +652,63 @@ fn a_version_1_file_is_migrated_on_open() {
         );
     }
 }
+
+/// Every shell example of docs/senders.md, run with its section's variables (the `export` lines
+/// the page shows) against a server configured with them, prints what the page shows under it.
+#[test]
+fn the_docs_examples_run_as_written() {
+    for tool in ["curl", "openssl", "base64", "od"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return support::skip_or_fail("docs_examples", &format!("{tool} is not installed"));
+        }
+    }
+    let page = include_str!("../docs/senders.md");
+    // (language, text) of every fenced block, in order.
+    let mut blocks = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("```") {
+        let after = &rest[start + 3..];
+        let (lang, body) = after.split_once('\n').expect("a fence line");
+        let end = body.find("\n```").expect("a closing fence");
+        blocks.push((lang.trim(), &body[..end]));
+        rest = &body[end + 4..];
+    }
+    let vars: Vec<(String, String)> = blocks
+        .iter()
+        .filter_map(|(_, text)| text.strip_prefix("export "))
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| k != "URL")
+        .collect();
+    let config: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = TestServer::start_in(support::temp_dir(), &config);
+    let url = format!("http://{}", s.addr);
+    let mut ran = 0;
+    for (i, (lang, script)) in blocks.iter().enumerate() {
+        if *lang != "sh" {
+            continue;
+        }
+        let (next_lang, want) = blocks.get(i + 1).expect("each example shows its output");
+        assert_eq!(*next_lang, "text", "the output under {script}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .env("URL", &url)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("sh runs");
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            (out.status.success(), got.trim()),
+            (true, want.trim()),
+            "{script}"
+        );
+        ran += 1;
+    }
+    assert_eq!(ran, 5, "every example ran");
+    assert_eq!(total(&s), 2);
+}
