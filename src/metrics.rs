@@ -110,12 +110,8 @@ impl Default for Writer {
 
 /// A counter family whose label values are all known from the start: (name, help, label,
 /// values). Each value is rendered, at 0 until counted.
-pub type Family = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-);
+#[rustfmt::skip] // one line reads better than four
+pub type Family = (&'static str, &'static str, &'static str, &'static [&'static str]);
 
 /// The service's metrics. Cheap to update from many workers at once.
 pub struct Metrics {
@@ -171,12 +167,8 @@ impl Metrics {
 
     /// Adds `n` to the value `value` of family `name`; an unknown one is ignored (none is made).
     pub fn count(&self, name: &str, value: &str, n: u64) {
-        for ((family, _, _, values), counts) in &self.families {
-            if let Some(i) = values
-                .iter()
-                .position(|v| *v == value)
-                .filter(|_| *family == name)
-            {
+        for ((.., values), counts) in self.families.iter().filter(|(f, _)| f.0 == name) {
+            if let Some(i) = values.iter().position(|v| *v == value) {
                 counts[i].fetch_add(n, Relaxed);
             }
         }
