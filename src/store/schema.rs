@@ -2,7 +2,8 @@
 //! settings durability rests on.
 //!
 //! Owns: the DDL (every statement idempotent, so opening an existing file changes nothing), the
-//! back-fill of aggregates for a file that predates them, the connection pragmas, and which
+//! back-fill of aggregates for a file that predates them, the ordered migration steps between
+//! versions, the connection pragmas, and which
 //! files are refused, adopted (`adopt`) or brought up to date.
 //! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`).
 //! Uses: rusqlite, `adopt` (to begin an adoption).
