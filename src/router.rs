@@ -4,7 +4,8 @@
 //! Owns: the route list, the metrics `path` label, the readiness rule, the health, /metrics and
 //! /openapi.json one-liners, and (test builds only) the fault-injection routes.
 //! Leaves out: the webhook and listing handlers (`webhook`, `whatsapp`, `messages`), logging and
-//! counting. Uses: `http`, `webhook`, `whatsapp`, `messages`, `metrics`, `store` (through `App`), serde_json.
+//! counting. Uses: `http`, `webhook`, `whatsapp`, `messages`, `metrics`, `store` (through
+//! `App`), serde_json.
 
 use crate::App;
 use crate::http::{ApiError, Facts, Reply, Req};

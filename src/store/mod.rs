@@ -12,8 +12,9 @@
 //! - `adopt`   adopting in place a database the FastAPI service wrote.
 //!
 //! Tables: `messages` (a message's six columns plus `ts_key`, the sortable instant, `text_fold`,
-//! and what a sender sent beside them, `type` and `raw`), the aggregates `senders`, `counters` and `hours` kept in the insert
-//! transaction, the text index `messages_fts`, and `probe` for the write check.
+//! and what a sender sent beside them, `type` and `raw`), the aggregates `senders`, `counters`
+//! and `hours` kept in the insert transaction, the text index `messages_fts`, and `probe` for
+//! the write check.
 //! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
 //! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`, `crate::metrics::Writer`.
 

@@ -3,8 +3,8 @@
 //!
 //! Owns: the DDL (every statement idempotent, so opening an existing file changes nothing), the
 //! back-fill of aggregates for a file that predates them, the ordered migration steps between
-//! versions, the connection pragmas, and which
-//! files are refused, adopted (`adopt`) or brought up to date.
+//! versions, the connection pragmas, and which files are refused, adopted (`adopt`) or brought
+//! up to date.
 //! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`).
 //! Uses: rusqlite, `adopt` (to begin an adoption).
 
