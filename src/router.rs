@@ -12,8 +12,8 @@ use crate::http::{ApiError, Facts, Reply, Req};
 use crate::{messages, metrics, webhook, whatsapp};
 use serde_json::json;
 
-/// Every route and its methods (the `Allow` value), in the order of the `match` below (the OpenAPI test and the
-/// metrics `path` label use this list).
+/// Every route and its methods (the `Allow` value), in the order of the `match` below (the
+/// OpenAPI test and the metrics `path` label use this list).
 pub const ROUTES: [(&str, &str); 8] = [
     ("/webhook", "POST"),
     ("/webhook/whatsapp", "GET, POST"),
