@@ -20,7 +20,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use webhook_api::config::DbLocation;
-use webhook_api::signature::sign_hex;
 use webhook_api::store::{Message, Store};
 
 const SECRET: &str = "benchsecret";
@@ -212,6 +211,15 @@ fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
     let sig = sign_hex(SECRET.as_bytes(), body.as_bytes());
     format!("POST /webhook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Signature: {sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         .into_bytes()
+}
+
+/// The hex HMAC-SHA256 of `body` under `key`, as a sender signs.
+fn sign_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A typical WhatsApp Cloud API delivery: one text message, in the shape Meta sends it.
