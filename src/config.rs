@@ -37,9 +37,9 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 17] = [
+pub const VARS: [Var; 21] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db (four slashes), sqlite:///rel/path.db (relative to the working directory: sqlite:///tmp/x.db is ./tmp/x.db), sqlite:// (memory); parent folders are created"),
-    var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
+    var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature and Standard Webhooks (whsec_ + base64, or raw); unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
     var("PORT", "8000", Some((0, 65535)), "listening port (on HOST); 0 picks a free port (the start-up line names it)"),
     var("HOST", "0.0.0.0", None, "listening address: 0.0.0.0 all IPv4 interfaces, 127.0.0.1 this machine only, :: IPv6 and IPv4 (dual stack)"),
@@ -55,6 +55,10 @@ pub const VARS: [Var; 17] = [
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
     var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
     var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8, plus one kept free of text searches"),
+    var("WEBHOOK_TOLERANCE_SECONDS", "300", Some((1, 86_400)), "how far a Standard Webhooks webhook-timestamp may lie from now, either way; further gets 401"),
+    var("WHATSAPP_VERIFY_TOKEN", "", None, "the verify token of /webhook/whatsapp's GET handshake (Meta's dashboard); unset or empty: the handshake gets 403"),
+    var("WHATSAPP_APP_SECRET", "", None, "the Meta app secret that signs /webhook/whatsapp deliveries (X-Hub-Signature-256); unset or empty, and no previous one: 503"),
+    var("WHATSAPP_APP_SECRET_PREVIOUS", "", None, "a second accepted app secret while the app's secret is rotated"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -101,6 +105,11 @@ pub struct Config {
     pub read_budget_ms: u64,
     /// `READ_CONNECTIONS`; 0 for `auto`.
     pub read_connections: usize,
+    pub tolerance_seconds: u64,
+    /// `WHATSAPP_VERIFY_TOKEN`; an empty value counts as none.
+    pub whatsapp_verify_token: Option<String>,
+    /// `WHATSAPP_APP_SECRET` and `WHATSAPP_APP_SECRET_PREVIOUS`, those set and not empty.
+    pub whatsapp_secrets: Vec<String>,
 }
 
 impl Config {
@@ -140,6 +149,12 @@ impl Config {
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
             read_budget_ms: n("READ_BUDGET_MS")? as u64,
             read_connections: auto(&get, "READ_CONNECTIONS")?,
+            tolerance_seconds: n("WEBHOOK_TOLERANCE_SECONDS")? as u64,
+            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").filter(|s| !s.is_empty()),
+            whatsapp_secrets: ["WHATSAPP_APP_SECRET", "WHATSAPP_APP_SECRET_PREVIOUS"]
+                .into_iter()
+                .filter_map(|name| get(name).filter(|s| !s.is_empty()))
+                .collect(),
         })
     }
 }

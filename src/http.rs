@@ -4,7 +4,7 @@
 //! the metrics: it never logs or counts itself), `FieldError` (one 422 entry, FastAPI-shaped)
 //! with its constructors, `ApiError` and `ApiError::into_reply`, the only mapping from an API
 //! error to a status and body. Hex digits are read here (`hex_val`), for percent-decoding and
-//! for the signature.
+//! for the signatures.
 //! Leaves out: sockets and framing (`server`, `wire`); which route fails how (the handlers).
 //! Uses: serde_json.
 
@@ -38,6 +38,16 @@ impl Req {
                 (percent_decode(k), percent_decode(v))
             })
             .collect()
+    }
+
+    /// The value of a header sent exactly once; `None` when it is missing or repeated (which one
+    /// would count?). `name` in lower case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut all = self.headers.iter().filter(|(k, _)| k == name);
+        match (all.next(), all.next()) {
+            (Some((_, v)), None) => Some(v),
+            _ => None,
+        }
     }
 
     /// The last value of a query parameter (FastAPI's rule for repeated scalars); an empty value
@@ -90,14 +100,17 @@ pub fn hex_val(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// What the access log and the metrics learn from a handler besides its reply. Only
-/// `webhook::post` sets anything here.
+/// What the access log and the metrics learn from a handler besides its reply. Only the
+/// webhooks (`webhook`, `whatsapp`) set anything here.
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
-    /// The /webhook outcome label (`created`, `duplicate`, ...); `None` for other routes.
+    /// The webhook outcome label (`created`, `duplicate`, ...); `None` for other routes.
     pub webhook_result: Option<&'static str>,
     /// The message id of a webhook payload, when the payload had one.
     pub message_id: Option<String>,
+    /// What to add to counter families other than `webhook_requests_total`: (family, label
+    /// value, how many). /webhook/whatsapp counts its outcome, messages and statuses here.
+    pub counts: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// One HTTP response.
@@ -178,10 +191,12 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     /// The body is over `MAX_BODY_BYTES`.
     PayloadTooLarge,
-    /// `WEBHOOK_SECRET` is unset or empty, so no webhook can be verified.
-    NotConfigured,
-    /// `X-Signature` is missing, malformed or wrong.
+    /// The variable named (`WEBHOOK_SECRET`, ...) is unset or empty, so no webhook can be verified.
+    NotConfigured(&'static str),
+    /// The signature is missing, malformed or wrong.
     InvalidSignature,
+    /// The WhatsApp verification handshake failed (wrong token or mode).
+    Forbidden,
     /// The body or the query failed validation; one entry per failing field.
     Validation(Vec<FieldError>),
     /// SQLite failed (disk full, locked, file gone): the sender should retry.
@@ -213,8 +228,9 @@ impl ApiError {
                 r
             }
             ApiError::PayloadTooLarge => detail(413, "payload too large"),
-            ApiError::NotConfigured => detail(503, "WEBHOOK_SECRET not configured"),
+            ApiError::NotConfigured(var) => detail(503, &format!("{var} not configured")),
             ApiError::InvalidSignature => detail(401, "invalid signature"),
+            ApiError::Forbidden => detail(403, "verification failed"),
             ApiError::Validation(errors) => {
                 let list: Vec<Value> = errors
                     .into_iter()

@@ -11,7 +11,10 @@
 //! - `wire`     HTTP/1.1 framing: parse a request head and body within caps, write a response.
 //! - `http`     `Req`, `Reply`, `Facts`, `ApiError` and its single mapping to HTTP.
 //! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.
-//! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
+//! - `webhook`  POST /webhook: signature scheme, validation, insert, the outcome.
+//! - `signature` every signature scheme (X-Signature, X-Hub-Signature-256, Standard Webhooks)
+//!   and the one constant-time, full-length compare.
+//! - `whatsapp` /webhook/whatsapp: Meta's handshake, Cloud API deliveries into messages.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
 //!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
@@ -31,9 +34,11 @@ pub mod messages;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod signature;
 pub mod store;
 pub mod ts;
 pub mod webhook;
+pub mod whatsapp;
 pub mod wire;
 
 use config::{Config, DbLocation};
@@ -88,7 +93,8 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
     store.set_search_cap(config.workers - config.workers / 4);
-    let mut metrics = metrics::Metrics::new(&webhook::Outcome::LABELS);
+    let mut metrics =
+        metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat());
     metrics.log_lines_dropped = log.dropped();
     let app = Arc::new(App {
         config,

@@ -8,7 +8,7 @@
 //!
 //! Owns: the metric primitives, the service's named metrics, the text rendering.
 //! Left out on purpose: OpenMetrics (`# EOF`), exemplars, timestamps on samples, summaries; the
-//! label values themselves (the router's routes, the webhook's outcomes are given to it).
+//! label values themselves (the router's routes, the webhooks' outcomes are given to it).
 //! Uses: `lock`. Used by `store` for the writer's histograms.
 
 use crate::lock;
@@ -108,11 +108,17 @@ impl Default for Writer {
     }
 }
 
+/// A counter family whose label values are all known from the start: (name, help, label,
+/// values). Each value is rendered, at 0 until counted.
+#[rustfmt::skip] // one line reads better than four
+pub type Family = (&'static str, &'static str, &'static str, &'static [&'static str]);
+
 /// The service's metrics. Cheap to update from many workers at once.
 pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
-    /// `webhook_requests_total` by `result`, every label known from the start.
-    webhook: Vec<(&'static str, AtomicU64)>,
+    /// The counter families with fixed labels (`webhook_requests_total`, the WhatsApp webhook's),
+    /// each value's count in order.
+    families: Vec<(Family, Vec<AtomicU64>)>,
     latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
     /// Connections turned away at accept: `MAX_CONNECTIONS` open, none of them idle.
     pub rejected_connections: AtomicU64,
@@ -135,14 +141,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics at zero; `webhook_results` are the `result` labels of `webhook_requests_total`,
-    /// all rendered (at 0 until seen), in this order.
-    pub fn new(webhook_results: &[&'static str]) -> Metrics {
+    /// Metrics at zero; `families` are the counter families with fixed labels, rendered after
+    /// `http_requests_total` in this order.
+    pub fn new(families: &[Family]) -> Metrics {
         Metrics {
             http: Mutex::default(),
-            webhook: webhook_results
-                .iter()
-                .map(|r| (*r, AtomicU64::new(0)))
+            families: (families.iter())
+                .map(|f| (*f, f.3.iter().map(|_| AtomicU64::new(0)).collect()))
                 .collect(),
             latency: Mutex::default(),
             rejected_connections: AtomicU64::new(0),
@@ -169,10 +174,12 @@ impl Metrics {
         hist.observe(seconds);
     }
 
-    /// Counts one /webhook outcome; a label not given to `new` is ignored (none is produced).
-    pub fn record_webhook(&self, result: &str) {
-        if let Some((_, n)) = self.webhook.iter().find(|(r, _)| *r == result) {
-            n.fetch_add(1, Relaxed);
+    /// Adds `n` to the value `value` of family `name`; an unknown one is ignored (none is made).
+    pub fn count(&self, name: &str, value: &str, n: u64) {
+        for ((.., values), counts) in self.families.iter().filter(|(f, _)| f.0 == name) {
+            if let Some(i) = values.iter().position(|v| *v == value) {
+                counts[i].fetch_add(n, Relaxed);
+            }
         }
     }
 
@@ -201,19 +208,12 @@ impl Metrics {
             ]);
             let _ = writeln!(out, "http_requests_total{labels} {n}");
         }
-        family(
-            &mut out,
-            "webhook_requests_total",
-            "counter",
-            "Webhook outcomes.",
-        );
-        for (result, n) in &self.webhook {
-            let _ = writeln!(
-                out,
-                "webhook_requests_total{} {}",
-                labels(&[("result", result)]),
-                n.load(Relaxed)
-            );
+        for ((name, help, label, values), counts) in &self.families {
+            family(&mut out, name, "counter", help);
+            for (value, n) in values.iter().zip(counts) {
+                let l = labels(&[(label, value)]);
+                let _ = writeln!(out, "{name}{l} {}", n.load(Relaxed));
+            }
         }
         family(
             &mut out,
@@ -365,11 +365,11 @@ mod tests {
 
     #[test]
     fn golden_exposition() {
-        let m = Metrics::new(&crate::webhook::Outcome::LABELS);
+        let m = Metrics::new(&[crate::webhook::COUNTER]);
         m.record_request("GET", "/health/live", 200, 0.00007);
         m.record_request("POST", "/webhook", 200, 0.003);
         m.record_request("BREW", "other", 404, 0.0002);
-        m.record_webhook("created");
+        m.count("webhook_requests_total", "created", 1);
         let writer = Writer::default();
         writer.batch_rows.observe(3.0);
         writer.batch_rows.observe(1.0);

@@ -4,18 +4,20 @@
 //!
 //! Owns: the route list, the metrics `path` label, the readiness rule, the health, /metrics and
 //! /openapi.json one-liners, and (test builds only) the fault-injection routes.
-//! Leaves out: the webhook and listing handlers (`webhook`, `messages`), logging and counting.
-//! Uses: `http`, `webhook`, `messages`, `metrics`, `store` (through `App`), serde_json.
+//! Leaves out: the webhook and listing handlers (`webhook`, `whatsapp`, `messages`), logging and
+//! counting. Uses: `http`, `webhook`, `whatsapp`, `messages`, `metrics`, `store` (through
+//! `App`), serde_json.
 
 use crate::App;
 use crate::http::{ApiError, Facts, Reply, Req};
-use crate::{messages, metrics, webhook};
+use crate::{messages, metrics, webhook, whatsapp};
 use serde_json::json;
 
-/// Every route and its one method, in the order of the `match` below (the OpenAPI test and the
-/// metrics `path` label use this list).
-pub const ROUTES: [(&str, &str); 7] = [
+/// Every route and its methods (the `Allow` value, with HEAD beside GET), in the order of the `match` below (the
+/// OpenAPI test and the metrics `path` label use this list).
+pub const ROUTES: [(&str, &str); 8] = [
     ("/webhook", "POST"),
+    ("/webhook/whatsapp", "GET, POST"),
     ("/messages", "GET"),
     ("/stats", "GET"),
     ("/health/live", "GET"),
@@ -27,7 +29,7 @@ pub const ROUTES: [(&str, &str); 7] = [
 /// The hand-written OpenAPI 3.1 document (a test keeps its paths equal to `ROUTES`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Runs the handler for the request's route. Only /webhook reports `facts`.
+/// Runs the handler for the request's route. Only the webhooks report `facts`.
 pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     // HEAD is GET without the body (RFC 9110); the server sends the headers only.
     let method = match req.method.as_str() {
@@ -36,8 +38,10 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
     };
     match (req.path.as_str(), method) {
         ("/webhook", "POST") => webhook::post(app, req, facts),
-        // A body over the cap is refused everywhere; /webhook refuses it itself, to count it.
+        ("/webhook/whatsapp", "POST") => whatsapp::post(app, req, facts),
+        // A body over the cap is refused everywhere; the webhooks refuse it themselves, to count it.
         _ if req.body_too_large => Err(ApiError::PayloadTooLarge),
+        ("/webhook/whatsapp", "GET") => whatsapp::handshake(app, req, facts),
         ("/messages", "GET") => messages::list(app, req),
         ("/stats", "GET") => messages::stats(app, req),
         ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),
@@ -58,6 +62,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
         (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {
             Some((_, "GET")) => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+            Some((_, "GET, POST")) => Err(ApiError::MethodNotAllowed("GET, HEAD, POST")),
             Some((_, allow)) => Err(ApiError::MethodNotAllowed(allow)),
             None => Err(ApiError::NotFound),
         },
@@ -65,11 +70,14 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
 }
 
 /// Whether a request is refused whatever its body, so a client that asked for `100 Continue`
-/// gets its answer instead and never sends the body. Only /webhook can tell (no secret, or no
-/// well-formed `X-Signature`).
+/// gets its answer instead and never sends the body. Only the webhooks can tell (no secret, or
+/// no well-formed signature headers).
 pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    (req.path.as_str(), req.method.as_str()) == ("/webhook", "POST")
-        && webhook::refused_without_body(app, req)
+    match (req.path.as_str(), req.method.as_str()) {
+        ("/webhook", "POST") => webhook::refused_without_body(app, req),
+        ("/webhook/whatsapp", "POST") => whatsapp::refused_without_body(app, req),
+        _ => false,
+    }
 }
 
 /// The metrics `path` label: the route, or `other` for anything the router does not know.

@@ -111,6 +111,21 @@ pub fn now_utc() -> String {
     )
 }
 
+/// Seconds since the Unix epoch now (Standard Webhooks' timestamps are checked against it).
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix seconds as a string of digits (how the WhatsApp Cloud API sends a message's time) to a
+/// message `ts`, `YYYY-MM-DDTHH:MM:SSZ`; `None` past the year 9999.
+pub fn from_unix(s: &str) -> Option<String> {
+    let digits = s.len() <= 12 && s.bytes().all(|c| c.is_ascii_digit());
+    let secs = s.parse().ok().filter(|_| digits)?;
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+    let (date, h, m, sec) = (t.date(), t.hour(), t.minute(), t.second());
+    Some(format!("{date}T{h:02}:{m:02}:{sec:02}Z")).filter(|_| date.year() <= 9999)
+}
+
 /// The `Date` header value (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -364,5 +379,21 @@ mod tests {
             ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&&d[..3]),
             "{d}"
         );
+    }
+
+    #[test]
+    fn unix_seconds() {
+        assert_eq!(
+            from_unix("1504902988").as_deref(),
+            Some("2017-09-08T20:36:28Z")
+        );
+        assert_eq!(from_unix("0").as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            from_unix("253402300799").as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        for bad in ["253402300800", "", "-1", "+1", "1.5", " 1", "1e3", "١٢"] {
+            assert_eq!(from_unix(bad), None, "{bad}");
+        }
     }
 }

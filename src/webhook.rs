@@ -4,19 +4,19 @@
 //! Order of checks: body cap (the server reads no body over it and says so in the request),
 //! secret configured, signature, JSON shape, fields, insert. Nothing is stored unless every check
 //! passes, and the signature is checked before any parsing, so an unsigned body is never even
-//! looked at.
+//! looked at. A request carrying any `webhook-*` header is verified by Standard Webhooks, any
+//! other by `X-Signature`; both with `WEBHOOK_SECRET` and `WEBHOOK_SECRET_PREVIOUS`.
 //!
-//! Owns: the signature (HMAC-SHA256, constant-time), body validation, the `Outcome` of a webhook
-//! request and its label (the `result` of the log line and of `webhook_requests_total`).
-//! Leaves out: hex digits (`http::hex_val`), the timestamp grammar (`ts`), storage (`store`).
-//! Uses: `http`, `store`, `ts`, hmac, sha2, serde_json.
+//! Owns: which scheme a request uses, body validation, the `Outcome` of a webhook request and its
+//! label (the `result` of the log line and of `webhook_requests_total`).
+//! Leaves out: the schemes themselves (`signature`), the timestamp grammar and the clock (`ts`),
+//! storage (`store`). Uses: `http`, `signature`, `store`, `ts`, serde_json.
 
 use crate::App;
-use crate::http::{ApiError, Facts, FieldError, Reply, Req, hex_val};
+use crate::http::{ApiError, Facts, FieldError, Reply, Req};
+use crate::signature::{self, Claim};
 use crate::store::{Inserted, Message};
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 /// The longest accepted `text`, in Unicode scalar values.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -54,6 +54,14 @@ impl Outcome {
     }
 }
 
+/// `webhook_requests_total`, for `metrics::Metrics::new`.
+pub const COUNTER: crate::metrics::Family = (
+    "webhook_requests_total",
+    "Webhook outcomes.",
+    "result",
+    &Outcome::LABELS,
+);
+
 /// The handler: every check and the insert, then the outcome and message id into `facts`.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let result = receive(app, req, &mut facts.message_id);
@@ -61,13 +69,14 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
         Ok(Inserted::New) => Outcome::Created,
         Ok(Inserted::Duplicate) => Outcome::Duplicate,
         Err(ApiError::PayloadTooLarge) => Outcome::PayloadTooLarge,
-        Err(ApiError::NotConfigured) => Outcome::NotConfigured,
+        Err(ApiError::NotConfigured(_)) => Outcome::NotConfigured,
         Err(ApiError::InvalidSignature) => Outcome::InvalidSignature,
         Err(ApiError::Validation(_)) => Outcome::ValidationError,
         // `receive` fails in no other way than storage.
         Err(_) => Outcome::StorageError,
     };
     facts.webhook_result = Some(outcome.label());
+    facts.counts.push((COUNTER.0, outcome.label(), 1));
     result.map(|_| Reply::json(200, &json!({"status": "ok"})))
 }
 
@@ -76,16 +85,9 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     if req.body_too_large {
         return Err(ApiError::PayloadTooLarge);
     }
-    let Some(secret) = &app.config.secret else {
-        return Err(ApiError::NotConfigured);
-    };
-    // The previous secret, if set, is accepted too, so senders can move to a new key one by one.
-    let secrets: Vec<&[u8]> = [Some(secret), app.config.secret_previous.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|s| s.as_bytes())
-        .collect();
-    if !verify(&secrets, signature(req), &req.body) {
+    let secrets = secrets(app).ok_or(ApiError::NotConfigured("WEBHOOK_SECRET"))?;
+    let signed = claim(app, req).is_some_and(|c| c.verify(&secrets, &req.body));
+    if !signed {
         return Err(ApiError::InvalidSignature);
     }
     let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
@@ -99,69 +101,32 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
         .map_err(|_| ApiError::StorageUnavailable)
 }
 
-/// The one `X-Signature` header; `None` when it is missing or repeated (which one would count?).
-fn signature(req: &Req) -> Option<&str> {
-    let mut all = req.headers.iter().filter(|(k, _)| k == "x-signature");
-    match (all.next(), all.next()) {
-        (Some((_, v)), None) => Some(v),
-        _ => None,
-    }
+/// `WEBHOOK_SECRET` and, if set, the previous one, accepted too so senders can move to a new key
+/// one by one; `None` when no secret is configured.
+fn secrets(app: &App) -> Option<Vec<&str>> {
+    let (c, p) = (
+        app.config.secret.as_deref()?,
+        app.config.secret_previous.as_deref(),
+    );
+    Some([Some(c), p].into_iter().flatten().collect())
 }
 
-/// Whether the request is refused whatever its body: no secret (503), or no single
-/// well-formed `X-Signature` (401).
+/// The request's signature: by Standard Webhooks when it carries any `webhook-*` header, else
+/// the one `X-Signature` header; `None` when no body could make it valid (a header missing or
+/// repeated, a malformed signature, a timestamp outside `WEBHOOK_TOLERANCE_SECONDS`).
+fn claim(app: &App, req: &Req) -> Option<Claim> {
+    let names = signature::STANDARD_HEADERS;
+    if req.headers.iter().any(|(k, _)| names.contains(&k.as_str())) {
+        let (now, tolerance) = (crate::ts::unix_now(), app.config.tolerance_seconds);
+        return Claim::standard(names.map(|h| req.header(h)), now, tolerance);
+    }
+    req.header("x-signature").and_then(Claim::hex)
+}
+
+/// Whether the request is refused whatever its body: no secret (503), or no well-formed
+/// signature headers (401).
 pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    app.config.secret.is_none() || signature(req).and_then(parse_signature).is_none()
-}
-
-/// True when `header` holds the HMAC-SHA256 of `body` under any of `secrets`.
-/// The header is 64 hex digits, either case, optionally prefixed `sha256=`; the comparison is
-/// constant-time (`verify_slice`).
-pub fn verify(secrets: &[&[u8]], header: Option<&str>, body: &[u8]) -> bool {
-    let Some(sig) = header.and_then(parse_signature) else {
-        return false;
-    };
-    secrets.iter().any(|secret| {
-        // new_from_slice accepts keys of any length for HMAC, so this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-            return false;
-        };
-        mac.update(body);
-        mac.verify_slice(&sig).is_ok()
-    })
-}
-
-/// The lower-case hex HMAC-SHA256 of `body` under `secret`: what a sender puts in `X-Signature`
-/// (used by the tests and the benchmark's load generator).
-pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
-    // new_from_slice accepts keys of any length for HMAC.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `[sha256=]<64 hex digits>` to the 32 signature bytes.
-pub fn parse_signature(header: &str) -> Option<[u8; 32]> {
-    let h = header.trim();
-    let hex = match h.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("sha256=") => &h[7..],
-        _ => h,
-    };
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        out[i] = hex_val(pair[0])? * 16 + hex_val(pair[1])?;
-    }
-    Some(out)
+    app.config.secret.is_none() || claim(app, req).is_none()
 }
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.
@@ -360,32 +325,6 @@ mod tests {
             .iter()
             .map(|e| e.loc[1].as_str().unwrap_or("").to_string())
             .collect()
-    }
-
-    #[test]
-    fn signature_forms() {
-        let sig = sign_hex(b"k", b"body");
-        assert!(verify(&[b"k"], Some(&sig), b"body"));
-        assert!(verify(&[b"k"], Some(&sig.to_uppercase()), b"body"));
-        assert!(verify(&[b"k"], Some(&format!("sha256={sig}")), b"body"));
-        assert!(
-            verify(&[b"old", b"k"], Some(&sig), b"body"),
-            "any configured secret"
-        );
-        assert!(
-            !verify(&[b"k"], Some(&sig), b"body "),
-            "raw bytes, whitespace counts"
-        );
-        assert!(!verify(&[b"x"], Some(&sig), b"body"));
-        assert!(!verify(&[b"k"], None, b"body"));
-        assert!(!verify(&[b"k"], Some(""), b"body"));
-        assert!(!verify(&[b"k"], Some(&sig[..62]), b"body"));
-        assert!(!verify(
-            &[b"k"],
-            Some(&format!("{}zz", &sig[..62])),
-            b"body"
-        ));
-        assert!(!verify(&[b"k"], Some(&format!("md5={sig}")), b"body"));
     }
 
     #[test]

@@ -17,59 +17,10 @@
 //! authority forms of the target.
 //! Uses: std only.
 
+mod limits;
 mod response;
+pub use limits::{Limits, WireError};
 pub use response::{Response, write_response};
-
-/// Caps on what one request may send.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Bytes in the request line, CRLF included.
-    pub max_request_line: usize,
-    /// Bytes in the request line plus all header lines.
-    pub max_head: usize,
-    /// Number of header lines.
-    pub max_headers: usize,
-    /// Bytes of body (declared or, for chunked, received).
-    pub max_body: usize,
-}
-
-/// Why a request could not be read. `status()` is what the client is told, if anything.
-#[derive(Debug)]
-pub enum WireError {
-    /// The input ended (the buffer holds no more, or the peer closed): nobody to answer yet.
-    /// Timeouts are not decided here: `server` owns the clock and answers 408 itself.
-    Closed,
-    /// Malformed or ambiguous framing: 400.
-    Bad(&'static str),
-    /// The request line is over its cap: 414.
-    UriTooLong,
-    /// The header block or header count is over its cap: 431.
-    HeadTooLarge,
-    /// The body is over its cap: 413.
-    BodyTooLarge,
-    /// A transfer coding we do not implement: 501.
-    NotImplemented,
-    /// Not HTTP/1.0 or HTTP/1.1: 505.
-    Version,
-    /// An `Expect` other than `100-continue`: 417.
-    Expectation,
-}
-
-impl WireError {
-    /// The status to answer with and a short detail; `None` when there is nobody to answer.
-    pub fn status(&self) -> Option<(u16, &'static str)> {
-        Some(match self {
-            WireError::Closed => return None,
-            WireError::Bad(why) => (400, why),
-            WireError::UriTooLong => (414, "request line too long"),
-            WireError::HeadTooLarge => (431, "request header fields too large"),
-            WireError::BodyTooLarge => (413, "payload too large"),
-            WireError::NotImplemented => (501, "transfer coding not implemented"),
-            WireError::Version => (505, "HTTP version not supported"),
-            WireError::Expectation => (417, "expectation failed"),
-        })
-    }
-}
 
 /// How the body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +317,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
         }
         Err(error) => return Parse::Failed { head: None, error },
     };
+    let limits = &limits.for_target(&head.target);
     let (body, consumed) = match head.framing {
         Framing::Length(n) if n > limits.max_body as u64 => {
             return Parse::Failed {
@@ -455,6 +407,7 @@ mod tests {
         max_head: 300,
         max_headers: 5,
         max_body: 50,
+        large_body: ("", 0),
     };
 
     fn head(raw: &str) -> Result<Head, WireError> {

@@ -688,7 +688,7 @@ fn openapi_document_lists_exactly_the_routes() {
         .collect();
     let mut routed: Vec<(String, String)> = webhook_api::router::ROUTES
         .iter()
-        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .flat_map(|(p, methods)| methods.split(", ").map(|m| (p.to_string(), m.to_string())))
         .collect();
     documented.sort();
     routed.sort();
@@ -703,16 +703,21 @@ fn openapi_document_lists_exactly_the_routes() {
             "{method} {path} is routed: {}",
             r.status
         );
+        let allow: Vec<&str> = documented
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, m)| m.as_str())
+            .collect();
         for other in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
-            if other != method {
+            if !allow.contains(&other) {
                 let r = request(s.addr, other, path, &[], b"");
-                let allow = match method.as_str() {
-                    "GET" => "GET, HEAD",
-                    other => other,
-                };
+                let allow: Vec<&str> = allow
+                    .iter()
+                    .map(|m| if *m == "GET" { "GET, HEAD" } else { m })
+                    .collect();
                 assert_eq!(
                     (r.status, r.header("allow")),
-                    (405, Some(allow)),
+                    (405, Some(allow.join(", ").as_str())),
                     "{other} {path}"
                 );
             }

@@ -1,13 +1,16 @@
 //! Seeded fuzzing of the pure parsers: the body validator, the timestamp parsers, the query
-//! parser, the signature header parser and the HTTP framing. No input may panic, and each
+//! parser, the signature header parser, base64, the Standard Webhooks headers, the WhatsApp
+//! Cloud API payload and the HTTP framing. No input may panic, and each
 //! property below must hold. `make test` runs a short pass; `make fuzz` runs a million inputs per
 //! target (FUZZ_ITERATIONS, FUZZ_SEED).
+
+mod support;
 
 use serde_json::{Map, Value, json};
 use webhook_api::http::Req;
 use webhook_api::store::Message;
 use webhook_api::wire::{Limits, Parse, parse_request};
-use webhook_api::{messages, ts, webhook};
+use webhook_api::{messages, signature, ts, webhook};
 
 fn iterations() -> u64 {
     std::env::var("FUZZ_ITERATIONS")
@@ -381,7 +384,7 @@ fn fuzz_signature_headers() {
     let (mut parsed, mut verified) = (0u64, 0u64);
     for _ in 0..iterations() {
         let body = r.text(20).into_bytes();
-        let right = webhook::sign_hex(b"k", &body);
+        let right = support::sign("k", &body);
         // Mostly well-formed headers (a right or a random signature, each digit in either case,
         // every prefix spelling, spaces around), then some broken ones.
         let digits: String = match r.below(3) {
@@ -417,7 +420,7 @@ fn fuzz_signature_headers() {
             1 => header = r.text(70),
             _ => {}
         }
-        let got = webhook::parse_signature(&header);
+        let got = signature::parse_hex(&header);
         assert_eq!(
             got.map(|b| b.to_vec()),
             reference_signature(&header),
@@ -428,7 +431,7 @@ fn fuzz_signature_headers() {
         let want = reference_signature(&header)
             .is_some_and(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>() == right);
         assert_eq!(
-            webhook::verify(&[b"k"], Some(&header), &body),
+            signature::Claim::hex(&header).is_some_and(|c| c.verify(&["k"], &body)),
             want,
             "{header:?}"
         );
@@ -507,6 +510,7 @@ fn fuzz_http_framing() {
         max_head: 1024,
         max_headers: 20,
         max_body: 512,
+        large_body: ("", 0),
     };
     let read = |raw: &[u8]| match parse_request(raw, &limits) {
         Parse::Done {
@@ -623,4 +627,218 @@ fn fuzz_http_framing() {
         iterations()
     );
     assert!(done > 0 && failed > 0);
+}
+
+/// Standard base64 with padding, and its strict reading, written here apart from the service's.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn reference_b64(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            let c = B64[(n >> (18 - 6 * i) & 63) as usize];
+            out.push(if i <= chunk.len() { c as char } else { '=' });
+        }
+    }
+    out
+}
+
+#[test]
+fn fuzz_base64() {
+    let mut r = Rng::new(5);
+    let (mut decoded, mut refused) = (0u64, 0u64);
+    for _ in 0..iterations() {
+        let bytes: Vec<u8> = (0..r.below(40)).map(|_| r.next() as u8).collect();
+        let padded = reference_b64(&bytes);
+        // Every encoding decodes back, padded or not.
+        assert_eq!(
+            signature::base64(&padded).as_deref(),
+            Some(&bytes[..]),
+            "{padded}"
+        );
+        let bare = padded.trim_end_matches('=');
+        assert_eq!(
+            signature::base64(bare).as_deref(),
+            Some(&bytes[..]),
+            "{bare}"
+        );
+        // Damaged: never a panic; decoded only when the text is still of the grammar, and then
+        // to as many bytes as its digits carry.
+        let s = String::from_utf8_lossy(&r.mutate(padded.into_bytes())).into_owned();
+        let body = s.trim_end_matches('=');
+        let pad = s.len() - body.len();
+        let grammar = body.bytes().all(|c| B64.contains(&c))
+            && body.len() % 4 != 1
+            && pad <= 2
+            && (pad == 0 || s.len().is_multiple_of(4));
+        match signature::base64(&s) {
+            Some(out) => {
+                decoded += 1;
+                assert!(grammar, "{s:?}");
+                assert_eq!(out.len(), body.len() * 3 / 4, "{s:?}");
+                // Re-encoded, the same digits (but for unused low bits of the last one).
+                let again = reference_b64(&out);
+                let again = again.trim_end_matches('=');
+                assert_eq!(again.len(), body.len(), "{s:?}");
+                assert_eq!(
+                    again[..body.len().saturating_sub(1)],
+                    body[..body.len().saturating_sub(1)]
+                );
+            }
+            None => {
+                refused += 1;
+                assert!(!grammar, "{s:?}");
+            }
+        }
+    }
+    eprintln!(
+        "base64: {} inputs, damaged: {decoded} decoded, {refused} refused",
+        iterations()
+    );
+    assert!(decoded > 0 && refused > 0);
+}
+
+#[test]
+fn fuzz_standard_webhooks_headers() {
+    use hmac::{Hmac, Mac};
+    let mut r = Rng::new(6);
+    let (now, key) = (1_700_000_000i64, [7u8; 24]);
+    let secret = format!("whsec_{}", reference_b64(&key));
+    let mut verified = 0u64;
+    for _ in 0..iterations() {
+        let body = r.text(20).into_bytes();
+        let id = format!("msg_{}", r.below(1000));
+        let ts = now + r.below(700) as i64 - 350;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(&body);
+        let right = mac.finalize().into_bytes().to_vec();
+        let good = format!("v1,{}", reference_b64(&right));
+        // A list of entries: the right one or not, others around it, then some damage.
+        let mut entries: Vec<String> = (0..r.below(4))
+            .map(|_| match r.below(4) {
+                0 => format!("v1,{}", reference_b64(&[r.next() as u8; 32])),
+                1 => format!("v1a,{}", reference_b64(&right)),
+                2 => format!("v1,{}", &good[3..3 + r.below(44) as usize]),
+                _ => r.text(10),
+            })
+            .collect();
+        if r.below(2) == 0 {
+            entries.insert(r.below(entries.len() as u64 + 1) as usize, good.clone());
+        }
+        let mut header = entries.join(" ");
+        if r.below(4) == 0 {
+            header = String::from_utf8_lossy(&r.mutate(header.into_bytes())).into_owned();
+        }
+        let mut stamp = ts.to_string();
+        if r.below(5) == 0 {
+            stamp = String::from_utf8_lossy(&r.mutate(stamp.into_bytes())).into_owned();
+        }
+        let claim = signature::Claim::standard([Some(&id), Some(&stamp), Some(&header)], now, 300);
+        let got = claim.is_some_and(|c| c.verify(&[&secret], &body));
+        // Verified exactly when the timestamp is integer seconds within 300 s and some entry
+        // is `v1,` and the base64 of the 32 right bytes.
+        let in_time = stamp.bytes().all(|c| c.is_ascii_digit())
+            && stamp
+                .parse::<i64>()
+                .is_ok_and(|t| t == ts && (t - now).abs() <= 300);
+        let named = header
+            .split_ascii_whitespace()
+            .any(|e| e.strip_prefix("v1,").and_then(signature::base64).as_ref() == Some(&right));
+        assert_eq!(got, in_time && named, "{stamp:?} {header:?}");
+        verified += u64::from(got);
+    }
+    eprintln!(
+        "standard webhooks: {} inputs, {verified} verified",
+        iterations()
+    );
+    assert!(verified * 10 > iterations() && verified * 10 < iterations() * 9);
+}
+
+#[test]
+fn fuzz_cloud_api_payloads() {
+    use webhook_api::whatsapp;
+    let mut r = Rng::new(7);
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    for _ in 0..iterations() {
+        let message = |r: &mut Rng, i: u64| {
+            let mut m = json!({"from": format!("{}", r.below(1 << 40)), "id": format!("wamid.{}", r.below(50)),
+                "timestamp": format!("{}", 1_700_000_000 + r.below(1000)), "type": "text", "text": {"body": r.text(8)}});
+            match r.below(6) {
+                0 => m["type"] = json!("image"),
+                1 => m[*r.pick(&["from", "id", "timestamp", "type"])] = random_value(r),
+                2 => m["timestamp"] = json!(r.text(6)),
+                _ => {}
+            }
+            m["n"] = json!(i);
+            m
+        };
+        let n_messages = r.below(4);
+        let messages: Vec<Value> = (0..n_messages).map(|i| message(&mut r, i)).collect();
+        let statuses: Vec<Value> = (0..r.below(3))
+            .map(|_| json!({"id": "wamid.s", "status": *r.pick(&["sent", "read", "failed", "deleted"])}))
+            .collect();
+        let mut value = json!({"metadata": {"display_phone_number": "15550783881"}, "messages": messages, "statuses": statuses});
+        if r.below(8) == 0 {
+            value["metadata"] = random_value(&mut r);
+        }
+        let payload = json!({"object": if r.below(10) == 0 { "page" } else { "whatsapp_business_account" },
+            "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]});
+        let mut body = payload.to_string().into_bytes();
+        if r.below(6) == 0 {
+            body = r.mutate(body);
+        }
+        // Never a panic; accepted, every message is a row of its fields; refused, loc says where.
+        match whatsapp::parse(&body) {
+            Ok((rows, statuses)) => {
+                accepted += 1;
+                let sent: Value = serde_json::from_slice(&body).expect("accepted is JSON");
+                let change = &sent["entry"][0]["changes"][0];
+                // A change of another field is acknowledged and ignored.
+                let value = match change["field"] == "messages" {
+                    true => change["value"].clone(),
+                    false => Value::Null,
+                };
+                let value = &value;
+                let messages = value["messages"].as_array().map_or(&[][..], Vec::as_slice);
+                assert_eq!(rows.len(), messages.len());
+                for ((m, key, kept), sent) in rows.iter().zip(messages) {
+                    assert_eq!(m.message_id, sent["id"].as_str().expect("id"));
+                    assert_eq!(m.from, format!("+{}", sent["from"].as_str().expect("from")));
+                    assert_eq!(Some(key.clone()), ts::parse_message_ts(&m.ts));
+                    let kept = kept.as_ref().expect("kept");
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&kept.raw).ok().as_ref(),
+                        Some(sent)
+                    );
+                    let text = (kept.kind == "text")
+                        .then(|| sent["text"]["body"].as_str())
+                        .flatten();
+                    assert_eq!(m.text.as_deref(), text);
+                }
+                let n = value["statuses"].as_array().map_or(0, Vec::len) as u64;
+                assert_eq!(
+                    statuses.iter().sum::<u64>(),
+                    n,
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            Err(errors) => {
+                refused += 1;
+                assert!(!errors.is_empty());
+                assert!(
+                    errors
+                        .iter()
+                        .all(|e| e.loc[0] == "body" && !e.msg.is_empty())
+                );
+            }
+        }
+    }
+    eprintln!(
+        "cloud api payloads: {} inputs, {accepted} accepted, {refused} refused",
+        iterations()
+    );
+    assert!(accepted * 10 > iterations() && refused * 10 > iterations());
 }

@@ -230,7 +230,7 @@ impl Conn {
             None => wire::parse_request(&self.buf, limits),
             Some((head, mut decoder)) => {
                 let mut rest = &self.buf[..];
-                let fed = decoder.feed(&mut rest, limits);
+                let fed = decoder.feed(&mut rest, &limits.for_target(&head.target));
                 let consumed = self.buf.len() - rest.len();
                 match fed {
                     Ok(true) => Parse::Done {
@@ -333,6 +333,7 @@ mod tests {
         max_head: 1024,
         max_headers: 10,
         max_body: 1024,
+        large_body: ("", 0),
     };
 
     #[test]

@@ -37,14 +37,14 @@ pub enum Lane {
     Probes,
 }
 
-/// The lane of a parsed request: POST /webhook, the probes (any method: a 405 is as cheap), or
+/// The lane of a parsed request: POST /webhook (either protocol), the probes (any method: a 405 is as cheap), or
 /// the rest.
 pub fn lane_of(parse: &Parse) -> Lane {
     let Parse::Done { head, .. } = parse else {
         return Lane::General;
     };
     match (head.method.as_str(), head.target.split('?').next()) {
-        ("POST", Some("/webhook")) => Lane::Webhooks,
+        ("POST", Some("/webhook" | "/webhook/whatsapp")) => Lane::Webhooks,
         (_, Some("/health/live" | "/health/ready" | "/metrics")) => Lane::Probes,
         _ => Lane::General,
     }

@@ -97,6 +97,7 @@ impl Server {
             max_head: c.max_header_bytes,
             max_headers: MAX_HEADERS,
             max_body: c.max_body_bytes,
+            large_body: ("/webhook/whatsapp", crate::whatsapp::MAX_BODY_BYTES),
         };
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
@@ -107,7 +108,9 @@ impl Server {
                 read: Duration::from_millis(c.read_timeout_ms),
                 request: Duration::from_millis(c.request_timeout_ms),
                 write: Duration::from_millis(c.write_timeout_ms),
-                max_buffered: c.max_header_bytes + c.max_body_bytes + 16 * 1024,
+                max_buffered: c.max_header_bytes
+                    + c.max_body_bytes.max(crate::whatsapp::MAX_BODY_BYTES)
+                    + 16 * 1024,
             },
             back: Mutex::default(),
             waker: mio::Waker::new(poll.registry(), poller::WAKER).map_err(err)?,
@@ -355,8 +358,8 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
     app.metrics
         .record_request(&req.method, route, reply.status, seconds);
     let result = facts.webhook_result;
-    if let Some(result) = result {
-        app.metrics.record_webhook(result);
+    for (family, value, n) in &facts.counts {
+        app.metrics.count(family, value, *n);
     }
     let level = level_of(reply.status);
     if app.log.enabled(level) {
@@ -398,6 +401,7 @@ mod tests {
                 max_head: 10,
                 max_headers: 1,
                 max_body: 1,
+                large_body: ("", 0),
             },
             idle: Duration::from_secs(5),
             read: Duration::from_secs(2),

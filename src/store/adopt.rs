@@ -91,15 +91,16 @@ pub fn step(conn: &mut Connection) -> Result<Option<i64>, Error> {
 }
 
 /// Stage 3, one transaction: the aggregates from the adopted rows, the text index's watermark at
-/// the last row indexed, the version; the resume mark goes.
+/// the last row indexed, the schema's later steps (`begin` laid down version 1's); the resume
+/// mark goes.
 pub fn finish(conn: &Connection) -> Result<(), Error> {
     schema::in_transaction(
         conn,
         &format!(
             "{} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
-             DROP TABLE adoption; PRAGMA user_version = {};",
+             DROP TABLE adoption; {}",
             schema::BACKFILL,
-            schema::VERSION
+            schema::upgrade(1)
         ),
     )
 }

@@ -16,6 +16,17 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::thread::Thread;
 use std::time::Instant;
 
+/// What a sender sent beside a message's API fields, kept in its row (`type`, `raw`) and not
+/// shown by `list`: the WhatsApp Cloud API's message type and the message object as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub kind: String,
+    pub raw: String,
+}
+
+/// A row for `Store::insert_all`: the message, the key of its `ts`, what the sender sent beside it.
+pub type Row = (Message, String, Option<Sent>);
+
 /// One row waiting to be written, and where its outcome goes.
 pub(super) struct Job {
     seq: u64,
@@ -23,6 +34,7 @@ pub(super) struct Job {
     thread: Option<Thread>,
     message: Message,
     ts_key: String,
+    sent: Option<Sent>,
     created_at: String,
 }
 
@@ -44,19 +56,34 @@ impl Store {
     /// Rows that arrive while a transaction is being written go together into the next one, so
     /// one fsync serves many requests. Each still learns its own outcome.
     pub fn insert(&self, m: &Message, ts_key: &str, created_at: &str) -> Result<Inserted, Error> {
+        let row = (m.clone(), ts_key.to_string(), None);
+        // One row, one outcome.
+        Ok(self.insert_all(vec![row], created_at)?[0])
+    }
+
+    /// `insert` for several rows (message, `ts_key`, what the sender sent beside it) that commit
+    /// in the same transaction, or fail together; an outcome for each, in order. A second row
+    /// with the id of an earlier one is a duplicate of it.
+    pub fn insert_all(&self, rows: Vec<Row>, created_at: &str) -> Result<Vec<Inserted>, Error> {
         let mut queue = lock(&self.queue);
-        let seq = queue.next_seq;
-        queue.next_seq += 1;
-        queue.waiting.push(Job {
-            seq,
-            thread: Some(std::thread::current()),
-            message: m.clone(),
-            ts_key: ts_key.into(),
-            created_at: created_at.into(),
-        });
+        let first = queue.next_seq;
+        queue.next_seq += rows.len() as u64;
+        // Queued together under one lock, so the leader that takes them takes them all.
+        for (i, (message, ts_key, sent)) in rows.into_iter().enumerate() {
+            queue.waiting.push(Job {
+                seq: first + i as u64,
+                thread: Some(std::thread::current()),
+                message,
+                ts_key,
+                sent,
+                created_at: created_at.into(),
+            });
+        }
+        let seqs = first..queue.next_seq;
         loop {
-            if let Some(outcome) = queue.outcomes.remove(&seq) {
-                return outcome;
+            // A batch's outcomes are published together.
+            if seqs.clone().all(|s| queue.outcomes.contains_key(&s)) {
+                return seqs.filter_map(|s| queue.outcomes.remove(&s)).collect();
             }
             if queue.leader {
                 drop(queue);
@@ -104,6 +131,7 @@ impl Store {
                 thread: None,
                 message,
                 ts_key,
+                sent: None,
                 created_at: created_at.into(),
             })
             .collect();
@@ -141,8 +169,8 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
         let m = &job.message;
         let changed = tx
             .prepare_cached(
-                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_fold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_id) DO NOTHING",
+                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_fold, type, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (message_id) DO NOTHING",
             )?
             .execute(params![
                 m.message_id,
@@ -152,7 +180,9 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
                 m.text,
                 job.created_at,
                 job.ts_key,
-                m.text.as_deref().map(search::fold)
+                m.text.as_deref().map(search::fold),
+                job.sent.as_ref().map(|s| &s.kind),
+                job.sent.as_ref().map(|s| &s.raw)
             ])?;
         let inserted = if changed == 1 {
             Inserted::New

@@ -11,9 +11,10 @@
 //! - `budget`  each read's time budget, and the default number of read connections.
 //! - `adopt`   adopting in place a database the FastAPI service wrote.
 //!
-//! Tables: `messages` (a message's six columns plus `ts_key`, the sortable instant, and
-//! `text_fold`), the aggregates `senders`, `counters` and `hours` kept in the insert
-//! transaction, the text index `messages_fts`, and `probe` for the write check.
+//! Tables: `messages` (a message's six columns plus `ts_key`, the sortable instant, `text_fold`,
+//! and what a sender sent beside them, `type` and `raw`), the aggregates `senders`, `counters`
+//! and `hours` kept in the insert transaction, the text index `messages_fts`, and `probe` for
+//! the write check.
 //! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
 //! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`, `crate::metrics::Writer`.
 
@@ -26,6 +27,7 @@ mod schema;
 mod search;
 
 pub use budget::{default_readers, while_client};
+pub use commit::{Row, Sent};
 pub use schema::{Backup, backup};
 pub use search::fold;
 
@@ -507,6 +509,62 @@ mod tests {
     }
 
     #[test]
+    fn insert_all_commits_once_and_a_repeated_id_is_a_duplicate() {
+        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        put(&s, &msg("known", "+1", "2025-01-15T10:00:00Z", None));
+        let row = |id: &str, kind: &str| {
+            let m = msg(id, "+2", "2025-01-15T11:00:00Z", Some(id));
+            let sent = Sent {
+                kind: kind.into(),
+                raw: format!("{{\"id\":\"{id}\"}}"),
+            };
+            (m, "2025-01-15T11:00:00.000000000Z".to_string(), Some(sent))
+        };
+        let rows = vec![
+            row("a", "text"),
+            row("known", "text"),
+            row("b", "image"),
+            row("a", "x"),
+        ];
+        let commits = || s.writer.commit_seconds.snapshot().0.last().copied();
+        let before = commits();
+        let got = s
+            .insert_all(rows, "2025-01-01T00:00:00.000Z")
+            .expect("insert");
+        use Inserted::{Duplicate, New};
+        assert_eq!(got, [New, Duplicate, New, Duplicate]);
+        assert_eq!(
+            commits().zip(before).map(|(a, b)| a - b),
+            Some(1),
+            "one commit"
+        );
+        assert_eq!(s.insert_all(Vec::new(), "x").expect("none"), []);
+        let kept: Vec<(String, Option<String>, Option<String>)> = lock(&s.write)
+            .prepare("SELECT message_id, type, raw FROM messages ORDER BY message_id")
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .expect("rows");
+        let sent = |id: &str, k: &str| {
+            (
+                id.into(),
+                Some(k.into()),
+                Some(format!("{{\"id\":\"{id}\"}}")),
+            )
+        };
+        assert_eq!(
+            kept,
+            [
+                sent("a", "text"),
+                sent("b", "image"),
+                ("known".into(), None, None)
+            ]
+        );
+        assert_eq!(s.stats().expect("stats").total_messages, 3);
+    }
+
+    #[test]
     fn stats_on_empty_and_filled() {
         let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
         let empty = s.stats().expect("stats");
@@ -845,7 +903,7 @@ mod tests {
         for (name, sql, says) in [
             (
                 "newer.db",
-                "CREATE TABLE messages (ts_key TEXT); PRAGMA user_version = 2;",
+                "CREATE TABLE messages (ts_key TEXT); PRAGMA user_version = 99;",
                 "newer",
             ),
             (
@@ -888,7 +946,7 @@ mod tests {
         let version: i64 = lock(&s.write)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("v");
-        assert_eq!(version, 1);
+        assert_eq!(version, schema::VERSION);
         let copy = dir.join("copy.db");
         let done = backup(&path, &copy, Duration::from_secs(1)).expect("backup");
         assert_eq!(done.rows, 1);

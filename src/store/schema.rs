@@ -2,9 +2,10 @@
 //! settings durability rests on.
 //!
 //! Owns: the DDL (every statement idempotent, so opening an existing file changes nothing), the
-//! back-fill of aggregates for a file that predates them, the connection pragmas, and which
-//! files are refused, adopted or brought up to date; for the FastAPI service's file, the first
-//! stage of its adoption (our columns and tables beside its own, and the resume mark).
+//! back-fill of aggregates for a file that predates them, the ordered migration steps between
+//! versions, the connection pragmas, and which files are refused, adopted or brought up to
+//! date; for the FastAPI service's file, the first stage of its adoption (our columns and tables
+//! beside its own, and the resume mark).
 //! Leaves out: what the tables are used for (`commit`, `search`, `hours`, `mod`), and the
 //! adoption's batches and finish (`adopt`, which uses this file, never the other way round).
 //! Uses: rusqlite, `Error`.
@@ -57,16 +58,33 @@ INSERT OR IGNORE INTO counters VALUES ('senders', (SELECT count(*) FROM senders)
 INSERT OR IGNORE INTO counters VALUES ('fts_rowid', 0);
 ";
 
-/// The schema version this binary writes, kept in `PRAGMA user_version`. Version 1 is the
-/// schema above; files from before versioning (0, with our columns) are brought to it.
-pub(super) const VERSION: i64 = 1;
+/// The steps that bring a file from one schema version to the next, in order: (the version a
+/// step brings it to, its SQL). Version 1 is `SCHEMA` itself; files from before versioning (0,
+/// with our columns) are at 1 once it has run.
+const MIGRATIONS: &[(i64, &str)] = &[
+    // A sender's message type (the Cloud API's `type`; NULL for /webhook) and the message object
+    // as it was sent, so nothing of a message that is not text is lost.
+    (
+        2,
+        "ALTER TABLE messages ADD COLUMN type TEXT; ALTER TABLE messages ADD COLUMN raw TEXT;",
+    ),
+];
 
-/// Creates what is missing in an open database (a new file, or memory) and records the version.
+/// The schema version this binary writes, kept in `PRAGMA user_version`: the last step's.
+pub(super) const VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// The steps after version `from` (the tables of `SCHEMA` in place), then the version.
+pub(super) fn upgrade(from: i64) -> String {
+    let steps = MIGRATIONS.iter().filter(|(v, _)| *v > from.max(1));
+    let sql: String = steps.map(|(_, sql)| *sql).collect();
+    format!("{sql} PRAGMA user_version = {VERSION};")
+}
+
+/// Creates what is missing in an open database (a new file, or memory) and brings it to
+/// `VERSION`, all in one transaction.
 pub fn create(conn: &Connection) -> Result<(), Error> {
-    in_transaction(
-        conn,
-        &format!("{SCHEMA} {BACKFILL} PRAGMA user_version = {VERSION};"),
-    )
+    let from: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    in_transaction(conn, &format!("{SCHEMA} {BACKFILL} {}", upgrade(from)))
 }
 
 /// The FastAPI service's columns, in its order: a table with exactly these is adopted.

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use webhook_api::config::DbLocation;
 use webhook_api::store::{Message, Store};
-use webhook_api::webhook::sign_hex;
 
 const SECRET: &str = "benchsecret";
 
@@ -214,6 +213,25 @@ fn post(id: &str, from: u64, text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The hex HMAC-SHA256 of `body` under `key`, as a sender signs.
+fn sign_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A typical WhatsApp Cloud API delivery: one text message, in the shape Meta sends it.
+fn post_whatsapp(id: &str, from: u64, text: &str) -> Vec<u8> {
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Sheena Nelson"}},"wa_id":"91{from:010}"}}],"messages":[{{"from":"91{from:010}","id":"wamid.{id}","timestamp":"1749416383","text":{{"body":"{text}"}},"type":"text"}}]}},"field":"messages"}}]}}]}}"#
+    );
+    let sig = sign_hex(SECRET.as_bytes(), body.as_bytes());
+    format!("POST /webhook/whatsapp HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256={sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .into_bytes()
+}
+
 /// The server under test, on its own database.
 struct Server {
     child: Child,
@@ -230,6 +248,7 @@ impl Server {
         cmd.env_clear()
             .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
             .env("WEBHOOK_SECRET", SECRET)
+            .env("WHATSAPP_APP_SECRET", SECRET)
             .env("LOG_LEVEL", "ERROR")
             .env("PORT", port.to_string())
             .env("MAX_CONNECTIONS", "1024")
@@ -610,7 +629,7 @@ fn main() {
     }
     let run_id = std::process::id();
     for conns in [16, 64] {
-        let scenarios: [(&str, MakeRequest); 5] = [
+        let scenarios: [(&str, MakeRequest); 6] = [
             (
                 "POST /webhook, new messages",
                 Box::new(move |c, i| {
@@ -620,6 +639,16 @@ fn main() {
                         "about the weather today"
                     };
                     post(&format!("n{run_id}-{conns}-{c}-{i}"), i % 1000, text)
+                }),
+            ),
+            (
+                "POST /webhook/whatsapp, new messages (one a delivery)",
+                Box::new(move |c, i| {
+                    post_whatsapp(
+                        &format!("w{run_id}-{conns}-{c}-{i}"),
+                        i % 1000,
+                        "about the weather today",
+                    )
                 }),
             ),
             (
