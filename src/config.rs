@@ -36,7 +36,7 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 16] = [
+pub const VARS: [Var; 18] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db, sqlite:///rel/path.db, sqlite:// (memory); parent folders are created"),
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature; unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
@@ -53,6 +53,8 @@ pub const VARS: [Var; 16] = [
     var("BUSY_TIMEOUT_MS", "5000", HOUR_MS, "how long a statement waits for a lock another process holds; then 503"),
     var("READ_BUDGET_MS", "2000", HOUR_MS, "longest a /messages or /stats read may run; then it is interrupted and answered 503"),
     var("READ_CONNECTIONS", "auto", Some((1, 64)), "SQLite read connections, so reads run on every core; auto: one per core, at most 8, plus one kept free of text searches"),
+    var("RETENTION_DAYS", "0", Some((0, 36500)), "messages received (created_at) longer ago than this many days are deleted, every aggregate kept exact; 0: kept forever"),
+    var("MAX_DB_MB", "0", Some((0, 1 << 24)), "disk budget for the database file and its WAL in MiB: past 50% of it in live pages the oldest received are deleted down to 40% (the WAL, free pages and the text index's pending merges take the rest); 0: no budget"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -98,6 +100,10 @@ pub struct Config {
     pub read_budget_ms: u64,
     /// `READ_CONNECTIONS`; 0 for `auto`.
     pub read_connections: usize,
+    /// `RETENTION_DAYS`; 0: off.
+    pub retention_days: u64,
+    /// `MAX_DB_MB`; 0: off.
+    pub max_db_mb: u64,
 }
 
 impl Config {
@@ -132,6 +138,8 @@ impl Config {
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
             read_budget_ms: n("READ_BUDGET_MS")? as u64,
             read_connections: auto(&get, "READ_CONNECTIONS")?,
+            retention_days: n("RETENTION_DAYS")? as u64,
+            max_db_mb: n("MAX_DB_MB")? as u64,
         })
     }
 }

@@ -84,13 +84,15 @@ pub fn hex_val(c: u8) -> Option<u8> {
 }
 
 /// What the access log and the metrics learn from a handler besides its reply. Only
-/// `webhook::post` sets anything here.
+/// `webhook::post` and `erase::post` set anything here.
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
     /// The /webhook outcome label (`created`, `duplicate`, ...); `None` for other routes.
     pub webhook_result: Option<&'static str>,
     /// The message id of a webhook payload, when the payload had one.
     pub message_id: Option<String>,
+    /// How many messages a POST /erase deleted.
+    pub erased: Option<u64>,
 }
 
 /// One HTTP response.

@@ -13,18 +13,21 @@
 //! - `router`   the one `match` on (path, method); health, /metrics, /openapi.json.
 //! - `webhook`  POST /webhook: signature, validation, insert, the outcome.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
+//! - `erase`    POST /erase: one sender's messages, signed like a webhook.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
-//!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
+//!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place), `prune`
+//!   (retention, disk budget, erasure). No HTTP.
 //! - `ts`       timestamp grammar, the sortable instant key, the wall clock.
 //! - `metrics`  counters, histogram, Prometheus text.
 //! - `log`      one JSON object per line.
 //! - `config`   environment variables: the table and the parsing.
 //!
 //! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike; it
-//! runs an adoption in the background), `Running` (`addr()`, `stop()`), and `lock`, the one
-//! poisoned-lock rule.
+//! runs an adoption and, when configured, pruning in the background), `Running` (`addr()`,
+//! `stop()`), and `lock`, the one poisoned-lock rule.
 
 pub mod config;
+pub mod erase;
 pub mod http;
 pub mod log;
 pub mod messages;
@@ -61,6 +64,7 @@ pub struct App {
 pub struct Running {
     app: Arc<App>,
     server: server::Server,
+    pruner: Option<store::Pruner>,
 }
 
 /// Descriptors kept back from `MAX_CONNECTIONS=auto` for the database files, the listener, the
@@ -86,6 +90,17 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let store = store::Store::open_with_readers(&config.db, busy, readers)
         .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
+    let policy = store::Policy {
+        retention_days: config.retention_days,
+        max_bytes: config.max_db_mb << 20,
+    };
+    let pruning = policy.retention_days > 0 || policy.max_bytes > 0;
+    let converted = match pruning {
+        true => {
+            (store.prepare_pruning(&policy)).map_err(|e| format!("cannot prepare pruning: {e}"))?
+        }
+        false => None,
+    };
     let app = Arc::new(App {
         config,
         store,
@@ -114,11 +129,52 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
                 c.secret.is_some() && c.secret_previous.is_some(),
             ),
     );
+    if let Some(c) = converted {
+        app.log.write(
+            (Line::new(Level::Info).str("event", "vacuum_converted"))
+                .raw("took_ms", c.took.as_millis())
+                .raw("bytes_before", c.bytes_before)
+                .raw("bytes_after", c.bytes_after),
+        );
+    }
     if app.store.adopting() {
         let app = Arc::clone(&app);
         std::thread::spawn(move || adopt(&app));
     }
-    Ok(Running { app, server })
+    let pruner = pruning.then(|| {
+        let app = Arc::clone(&app);
+        store::Pruner::start(move |go| prune(&app, &policy, go))
+    });
+    Ok(Running {
+        app,
+        server,
+        pruner,
+    })
+}
+
+/// One pruning pass, logged when it deleted or gave back anything (or failed). Waits while a
+/// FastAPI database is being adopted.
+fn prune(app: &App, policy: &store::Policy, go: &dyn Fn() -> bool) {
+    if app.store.adopting() {
+        return;
+    }
+    match app.store.prune(policy, go) {
+        Ok(store::Pass {
+            retention: 0,
+            budget: 0,
+            vacuumed: 0,
+        }) => {}
+        Ok(pass) => app.log.write(
+            (Line::new(Level::Info).str("event", "pruned"))
+                .raw("retention", pass.retention)
+                .raw("budget", pass.budget)
+                .raw("pages_vacuumed", pass.vacuumed)
+                .raw("file_bytes", app.store.file_bytes()),
+        ),
+        Err(e) => app.log.write(
+            (Line::new(Level::Error).str("event", "prune_failed")).str("error", &e.to_string()),
+        ),
+    }
 }
 
 /// Adopts a FastAPI service's database while the server answers (not ready until done), with a
@@ -155,6 +211,9 @@ impl Running {
     /// Finishes the requests in flight, stops the workers, closes the database, logs shutdown.
     pub fn stop(self) {
         self.server.stop();
+        if let Some(pruner) = self.pruner {
+            pruner.stop();
+        }
         self.app
             .log
             .write(Line::new(Level::Info).str("event", "shutdown"));

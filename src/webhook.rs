@@ -327,7 +327,7 @@ fn too_long(field: &str, s: &str, max: usize) -> Option<FieldError> {
 }
 
 /// `+` then one or more ASCII digits, at most `MAX_MSISDN_CHARS` in all.
-fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
+pub fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
     if let Some(e) = too_long(field, s, MAX_MSISDN_CHARS) {
         return Some(e);
     }
