@@ -91,7 +91,7 @@ impl Store {
         let erased = self.delete_all(Reason::Erase, sql, &from, u64::MAX, &|| true);
         let merged = erased
             .as_ref()
-            .map_or(Ok(()), |_| self.merge_index(usize::MAX, &|| true));
+            .map_or(Ok(()), |_| self.merge_index(&|| true));
         secure("OFF")?;
         merged?;
         erased
@@ -147,16 +147,14 @@ impl Store {
             let n = (rows as u128 * u128::from(live - low) / u128::from(live)) as u64 + 1;
             pass.budget = self.delete_all(Reason::Budget, "ORDER BY created_at", &[], n, go)?;
         }
-        // Deleted rows leave the text index only when its segments merge: after a large share of
-        // the rows, or under a budget, merge a few steps a pass rather than wait for the index's
-        // own merges. Then free pages go back (under a budget once they are an eighth of the
-        // file: fewer are left for new rows, as giving them back only to grow again is churn). Both
-        // in at most `STEPS` steps a pass, so the budget is looked at again soon.
+        // Deleted rows leave the text index only when its segments merge. After a large share of
+        // the rows (the first pass after retention is turned on), merge to the end now rather
+        // than wait for the index's own merges. Then free pages go back (under a budget only
+        // once they are an eighth of the file: giving back pages new rows would take again is
+        // churn), in at most `STEPS` steps a pass, so the budget is looked at again soon.
         let deleted = pass.retention + pass.budget;
-        if p.max_bytes > 0 || (deleted > 0 && deleted * 20 >= self.stats()?.total_messages as u64) {
-            // Without a budget a large deletion is rare (the first pass after retention is
-            // turned on): merge to the end.
-            self.merge_index(if p.max_bytes > 0 { STEPS } else { usize::MAX }, go)?;
+        if deleted > 0 && deleted * 20 >= self.stats()?.total_messages as u64 {
+            self.merge_index(go)?;
         }
         let spare = || {
             let conn = lock(&self.write);
@@ -268,14 +266,10 @@ impl Store {
         Ok(rows.len() as u64)
     }
 
-    /// Merges the text index's segments, about 32 pages a step, at most `steps` steps or until
-    /// one is left (a step that changes nothing): the entries a delete left beside the rows it
-    /// took out cancel then.
-    fn merge_index(&self, steps: usize, go: &dyn Fn() -> bool) -> Result<(), Error> {
-        for _ in 0..steps {
-            if !go() {
-                break;
-            }
+    /// Merges the text index's segments, about 32 pages a step, until one is left (a step that
+    /// changes nothing): the entries a delete left beside the rows it took out cancel then.
+    fn merge_index(&self, go: &dyn Fn() -> bool) -> Result<(), Error> {
+        while go() {
             let conn = lock(&self.write);
             let (started, before) = (Instant::now(), conn.total_changes());
             conn.execute_batch(
@@ -300,7 +294,10 @@ impl Store {
         if free == 0 || pragma(&conn, "auto_vacuum")? != 2 {
             return Ok((0, Duration::ZERO));
         }
-        conn.execute_batch(&format!("PRAGMA incremental_vacuum({free});"))?;
+        // Each step of the statement frees one page: run it to the end.
+        let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({free})"))?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
         Ok((free as u64, started.elapsed()))
     }
 }
