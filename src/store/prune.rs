@@ -24,6 +24,8 @@ const BATCH: u64 = 500;
 const TICK: Duration = Duration::from_millis(250);
 /// Most text-index merge steps and vacuum steps in one pass.
 const STEPS: usize = 16;
+/// Most text-index merge steps after one deletion (of about 32 pages each: 32 MiB written).
+const MERGE_STEPS: usize = 256;
 /// Free pages given back to the file system per step of incremental vacuum (4 MiB).
 const VACUUM_PAGES: i64 = 1024;
 
@@ -267,9 +269,13 @@ impl Store {
     }
 
     /// Merges the text index's segments, about 32 pages a step, until one is left (a step that
-    /// changes nothing): the entries a delete left beside the rows it took out cancel then.
+    /// changes nothing) or `MERGE_STEPS` steps are done (while rows arrive there is always a new
+    /// segment): the entries a delete left beside the rows it took out cancel then.
     fn merge_index(&self, go: &dyn Fn() -> bool) -> Result<(), Error> {
-        while go() {
+        for _ in 0..MERGE_STEPS {
+            if !go() {
+                break;
+            }
             let conn = lock(&self.write);
             let (started, before) = (Instant::now(), conn.total_changes());
             conn.execute_batch(
