@@ -30,21 +30,25 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
         return Err(ApiError::InvalidSignature);
     }
     let body = webhook::parse_body(&req.body).map_err(ApiError::Validation)?;
-    let from = match body.get("from") {
-        Some(Value::String(from)) => match webhook::msisdn_error("from", from) {
-            None => from,
-            Some(e) => return Err(ApiError::Validation(vec![e])),
-        },
-        other => {
-            let (kind, msg, input) = match other {
-                None => ("missing", "Field required", Value::Object(body.clone())),
-                Some(v) => ("string_type", "Input should be a valid string", v.clone()),
-            };
-            return Err(ApiError::Validation(vec![FieldError::body(
-                kind, "from", msg, input,
-            )]));
-        }
+    let error = match body.get("from") {
+        Some(Value::String(from)) => webhook::msisdn_error("from", from),
+        Some(v) => Some(FieldError::body(
+            "string_type",
+            "from",
+            "Input should be a valid string",
+            v.clone(),
+        )),
+        None => Some(FieldError::body(
+            "missing",
+            "from",
+            "Field required",
+            Value::Object(body.clone()),
+        )),
     };
+    if let Some(e) = error {
+        return Err(ApiError::Validation(vec![e]));
+    }
+    let from = body.get("from").and_then(Value::as_str).unwrap_or_default();
     let erased = (app.store.erase_sender(from)).map_err(|_| ApiError::StorageUnavailable)?;
     facts.erased = Some(erased);
     Ok(Reply::json(200, &json!({ "erased": erased })))

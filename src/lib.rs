@@ -95,12 +95,8 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         max_bytes: config.max_db_mb << 20,
     };
     let pruning = policy.retention_days > 0 || policy.max_bytes > 0;
-    let converted = match pruning {
-        true => {
-            (store.prepare_pruning(&policy)).map_err(|e| format!("cannot prepare pruning: {e}"))?
-        }
-        false => None,
-    };
+    let converted = (pruning.then(|| store.prepare_pruning(&policy)).transpose())
+        .map_err(|e| format!("cannot prepare pruning: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -129,12 +125,12 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
                 c.secret.is_some() && c.secret_previous.is_some(),
             ),
     );
-    if let Some(c) = converted {
+    if let Some((took, before, after)) = converted.flatten() {
         app.log.write(
             (Line::new(Level::Info).str("event", "vacuum_converted"))
-                .raw("took_ms", c.took.as_millis())
-                .raw("bytes_before", c.bytes_before)
-                .raw("bytes_after", c.bytes_after),
+                .raw("took_ms", took.as_millis())
+                .raw("bytes_before", before)
+                .raw("bytes_after", after),
         );
     }
     if app.store.adopting() {
@@ -159,11 +155,7 @@ fn prune(app: &App, policy: &store::Policy, go: &dyn Fn() -> bool) {
         return;
     }
     match app.store.prune(policy, go) {
-        Ok(store::Pass {
-            retention: 0,
-            budget: 0,
-            vacuumed: 0,
-        }) => {}
+        Ok(pass) if pass == store::Pass::default() => {}
         Ok(pass) => app.log.write(
             (Line::new(Level::Info).str("event", "pruned"))
                 .raw("retention", pass.retention)

@@ -416,7 +416,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn the_disk_budget_holds_during_a_long_ingest_and_every_webhook_is_answered_200() {
-    let Some(fs) = Tmpfs::mount("12m") else {
+    let Some(fs) = Tmpfs::mount("16m") else {
         return;
     };
     let s = TestServer::start_in(

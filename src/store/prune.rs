@@ -14,8 +14,8 @@
 use super::{Error, Store, hours, lock, search};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, TransactionBehavior};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Rows deleted per transaction (about 10 ms of the writer's time at 1M rows).
@@ -58,30 +58,8 @@ pub struct Pass {
 }
 
 /// What converting the file to incremental auto-vacuum cost (a whole VACUUM, and the index of
-/// receipt times when it was new).
-#[derive(Debug)]
-pub struct Converted {
-    pub took: Duration,
-    pub bytes_before: u64,
-    pub bytes_after: u64,
-}
-
-impl Policy {
-    /// The budget pruning aims at: live pages under 40% of the budget once they pass 50%. The
-    /// rest is for the WAL (an eighth), the arrivals of one tick, and what deleting costs before
-    /// it frees anything: the text index records a deleted row's trigrams until it merges them.
-    fn budget_bounds(&self) -> (u64, u64) {
-        (self.max_bytes / 10 * 5, self.max_bytes / 10 * 4)
-    }
-
-    /// Free pages given back per vacuum step: 4 MiB, or a 64th of the budget.
-    fn vacuum_pages(&self) -> i64 {
-        match self.max_bytes {
-            0 => VACUUM_PAGES,
-            b => (b as i64 / 64 / 4096).clamp(16, VACUUM_PAGES),
-        }
-    }
-}
+/// receipt times when it was new): the time, the bytes before and after.
+pub type Converted = (Duration, u64, u64);
 
 impl Store {
     /// Erases every message from `from`, in batches, then merges the text index so no segment
@@ -96,7 +74,7 @@ impl Store {
         let erased = self.delete_all(Reason::Erase, sql, &from, u64::MAX, &|| true);
         let merged = erased
             .as_ref()
-            .map_or(Ok(()), |_| self.merge_index(&|| true));
+            .map_or(Ok(()), |_| self.merge_index(MERGE_STEPS, &|| true));
         secure("OFF")?;
         merged?;
         erased
@@ -126,11 +104,7 @@ impl Store {
             "PRAGMA temp_store = FILE; PRAGMA auto_vacuum = INCREMENTAL; VACUUM;
              PRAGMA temp_store = MEMORY; PRAGMA wal_checkpoint(TRUNCATE);",
         )?;
-        Ok(Some(Converted {
-            took: started.elapsed(),
-            bytes_before,
-            bytes_after: self.file_bytes(),
-        }))
+        Ok(Some((started.elapsed(), bytes_before, self.file_bytes())))
     }
 
     /// One pass of `p`: retention, then the budget, then vacuum; `go` says whether to go on
@@ -143,38 +117,43 @@ impl Store {
             let cutoff = [Sql::from(cutoff)];
             pass.retention = self.delete_all(Reason::Retention, sql, &cutoff, u64::MAX, go)?;
         }
-        let (high, low) = p.budget_bounds();
-        let live = self.live_bytes()?;
+        // Under a budget, live pages are brought under 40% of it once they pass 50%. The rest is
+        // for the WAL (an eighth), a tick's arrivals, and what deleting costs before it frees
+        // anything: the text index keeps a deleted row's trigrams until it merges them. So the
+        // rows' share of the excess goes at once (the live size cannot be watched batch by batch).
+        let (high, low) = (p.max_bytes / 10 * 5, p.max_bytes / 10 * 4);
+        let live = {
+            let conn = lock(&self.write);
+            let used = pragma(&conn, "page_count")? - pragma(&conn, "freelist_count")?;
+            (used * pragma(&conn, "page_size")?) as u64
+        };
         if p.max_bytes > 0 && live > high {
-            // The rows' share of the excess (the text index frees its part only once merged, so
-            // the live size cannot be watched batch by batch).
             let rows = self.stats()?.total_messages as u64;
             let n = (rows as u128 * u128::from(live - low) / u128::from(live)) as u64 + 1;
             pass.budget = self.delete_all(Reason::Budget, "ORDER BY created_at", &[], n, go)?;
         }
-        // Deleted rows leave the text index only when its segments merge. After a large share of
-        // the rows (the first pass after retention is turned on), merge to the end now rather
-        // than wait for the index's own merges. Then free pages go back (under a budget only
-        // once they are an eighth of the file: giving back pages new rows would take again is
-        // churn), in at most `STEPS` steps a pass, so the budget is looked at again soon.
+        // Deleted rows leave the text index only when its segments merge: after a large share of
+        // the rows (the first pass after retention is turned on), merge now rather than wait for
+        // the index's own merges; under a budget, a few steps after every deletion (its passes
+        // must stay short, to look at the budget again soon). Then free pages go back, in at
+        // most `STEPS` steps a pass.
         let deleted = pass.retention + pass.budget;
-        if deleted > 0 && deleted * 20 >= self.stats()?.total_messages as u64 {
-            self.merge_index(go)?;
+        if p.max_bytes > 0 && deleted > 0 {
+            self.merge_index(STEPS, go)?;
+        } else if deleted > 0 && deleted * 20 >= self.stats()?.total_messages as u64 {
+            self.merge_index(MERGE_STEPS, go)?;
         }
-        let spare = || {
-            let conn = lock(&self.write);
-            let (free, pages) = (
-                pragma(&conn, "freelist_count")?,
-                pragma(&conn, "page_count")?,
-            );
-            Ok::<_, Error>(free > 0 && (p.max_bytes == 0 || free * 8 > pages))
+        // Steps of 4 MiB, or a 64th of the budget.
+        let pages = match p.max_bytes {
+            0 => VACUUM_PAGES,
+            b => (b as i64 / 64 / 4096).clamp(16, VACUUM_PAGES),
         };
         for _ in 0..STEPS {
-            if !go() || !spare()? {
+            let (freed, took) = self.vacuum_step(pages, p.max_bytes > 0)?;
+            pass.vacuumed += freed;
+            if freed == 0 || !go() {
                 break;
             }
-            let (freed, took) = self.vacuum_step(p.vacuum_pages())?;
-            pass.vacuumed += freed;
             std::thread::sleep(took);
         }
         if pass.vacuumed > 0 {
@@ -197,13 +176,6 @@ impl Store {
         let bytes = size(path) + size(wal.as_ref());
         self.writer.file_bytes.store(bytes, Relaxed);
         bytes
-    }
-
-    /// Bytes of the pages in use (free pages excluded): what the files shrink to after vacuum.
-    fn live_bytes(&self) -> Result<u64, Error> {
-        let conn = lock(&self.write);
-        let used = pragma(&conn, "page_count")? - pragma(&conn, "freelist_count")?;
-        Ok((used * pragma(&conn, "page_size")?) as u64)
     }
 
     /// Deletes up to `most` of the rows `filter` picks (a WHERE and ORDER BY over `messages`)
@@ -277,10 +249,10 @@ impl Store {
     }
 
     /// Merges the text index's segments, about 32 pages a step, until one is left (a step that
-    /// changes nothing) or `MERGE_STEPS` steps are done (while rows arrive there is always a new
+    /// changes nothing) or `steps` steps are done (while rows arrive there is always a new
     /// segment): the entries a delete left beside the rows it took out cancel then.
-    fn merge_index(&self, go: &dyn Fn() -> bool) -> Result<(), Error> {
-        for _ in 0..MERGE_STEPS {
+    fn merge_index(&self, steps: usize, go: &dyn Fn() -> bool) -> Result<(), Error> {
+        for _ in 0..steps {
             if !go() {
                 break;
             }
@@ -300,14 +272,17 @@ impl Store {
 
     /// Gives up to `pages` free pages back (the file shrinks at the next checkpoint); returns
     /// how many and how long the writer was held. Nothing in a file without incremental
-    /// auto-vacuum.
-    fn vacuum_step(&self, pages: i64) -> Result<(u64, Duration), Error> {
+    /// auto-vacuum, nor (`spare`) while free pages are under an eighth of the file: under a
+    /// budget, giving back pages new rows would take again is churn.
+    fn vacuum_step(&self, pages: i64, spare: bool) -> Result<(u64, Duration), Error> {
         let conn = lock(&self.write);
         let started = Instant::now();
-        let free = pragma(&conn, "freelist_count")?.min(pages);
-        if free == 0 || pragma(&conn, "auto_vacuum")? != 2 {
+        let free = pragma(&conn, "freelist_count")?;
+        let few = spare && free * 8 <= pragma(&conn, "page_count")?;
+        if free == 0 || few || pragma(&conn, "auto_vacuum")? != 2 {
             return Ok((0, Duration::ZERO));
         }
+        let free = free.min(pages);
         // Each step of the statement frees one page: run it to the end.
         let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({free})"))?;
         let mut steps = vacuum.query([])?;
@@ -321,32 +296,29 @@ fn pragma(conn: &Connection, name: &str) -> Result<i64, Error> {
 }
 
 /// The thread that runs a pruning pass every `TICK` until stopped.
-pub struct Pruner {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: std::thread::JoinHandle<()>,
-}
+pub struct Pruner(Arc<AtomicBool>, std::thread::JoinHandle<()>);
 
 impl Pruner {
     /// Runs `pass` now and then every `TICK`; `pass` gets a "go on" flag that turns false when
     /// `stop` is called, so a long pass ends between two batches.
     pub fn start(mut pass: impl FnMut(&dyn Fn() -> bool) + Send + 'static) -> Pruner {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let shared = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let (stopped, wake) = &*shared;
-            while !*lock(stopped) {
-                pass(&|| !*lock(stopped));
-                let guard = lock(stopped);
-                let _ = wake.wait_timeout_while(guard, TICK, |s| !*s);
-            }
-        });
-        Pruner { stop, thread }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let go = move || !stopped.load(Relaxed);
+        Pruner(
+            stop,
+            std::thread::spawn(move || {
+                while go() {
+                    pass(&go);
+                    std::thread::sleep(TICK);
+                }
+            }),
+        )
     }
 
-    /// Ends the pass under way at its next batch and waits for the thread.
+    /// Ends the pass under way at its next batch and waits for the thread (a tick at most).
     pub fn stop(self) {
-        *lock(&self.stop.0) = true;
-        self.stop.1.notify_all();
-        let _ = self.thread.join();
+        self.0.store(true, Relaxed);
+        let _ = self.1.join();
     }
 }
