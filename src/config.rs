@@ -37,7 +37,7 @@ const HOUR_MS: Option<(usize, usize)> = Some((1, 3_600_000));
 
 /// Every variable the service reads, in the order of the README table and `.env.example`.
 #[rustfmt::skip]
-pub const VARS: [Var; 21] = [
+pub const VARS: [Var; 23] = [
     var("DATABASE_URL", "sqlite:///app.db", None, "SQLite URL: sqlite:////abs/path.db (four slashes), sqlite:///rel/path.db (relative to the working directory: sqlite:///tmp/x.db is ./tmp/x.db), sqlite:// (memory); parent folders are created"),
     var("WEBHOOK_SECRET", "", None, "HMAC-SHA256 key for X-Signature and Standard Webhooks (whsec_ + base64, or raw); unset or empty: the service runs, is not ready, and answers webhooks 503"),
     var("LOG_LEVEL", "INFO", None, "DEBUG, INFO, WARNING (or WARN), ERROR; any case"),
@@ -59,6 +59,8 @@ pub const VARS: [Var; 21] = [
     var("WHATSAPP_VERIFY_TOKEN", "", None, "the verify token of /webhook/whatsapp's GET handshake (Meta's dashboard); unset or empty: the handshake gets 403"),
     var("WHATSAPP_APP_SECRET", "", None, "the Meta app secret that signs /webhook/whatsapp deliveries (X-Hub-Signature-256); unset or empty, and no previous one: 503"),
     var("WHATSAPP_APP_SECRET_PREVIOUS", "", None, "a second accepted app secret while the app's secret is rotated"),
+    var("RETENTION_DAYS", "0", Some((0, 36500)), "messages received (created_at) longer ago than this many days are deleted, every aggregate kept exact; 0: kept forever"),
+    var("MAX_DB_MB", "0", Some((0, 1 << 24)), "disk budget for the database file and its WAL in MiB: past 50% of it in live pages the oldest received are deleted down to 40% (the WAL, free pages and the text index's pending merges take the rest); 0: no budget"),
 ];
 
 /// The variables as `--help` lists them: name, meaning, default and range.
@@ -110,6 +112,10 @@ pub struct Config {
     pub whatsapp_verify_token: Option<String>,
     /// `WHATSAPP_APP_SECRET` and `WHATSAPP_APP_SECRET_PREVIOUS`, those set and not empty.
     pub whatsapp_secrets: Vec<String>,
+    /// `RETENTION_DAYS`; 0: off.
+    pub retention_days: u64,
+    /// `MAX_DB_MB`; 0: off.
+    pub max_db_mb: u64,
 }
 
 impl Config {
@@ -155,6 +161,8 @@ impl Config {
                 .into_iter()
                 .filter_map(|name| get(name).filter(|s| !s.is_empty()))
                 .collect(),
+            retention_days: n("RETENTION_DAYS")? as u64,
+            max_db_mb: n("MAX_DB_MB")? as u64,
         })
     }
 }

@@ -101,7 +101,7 @@ pub fn hex_val(c: u8) -> Option<u8> {
 }
 
 /// What the access log and the metrics learn from a handler besides its reply. Only the
-/// webhooks (`webhook`, `whatsapp`) set anything here.
+/// webhooks (`webhook`, `whatsapp`) and `erase` set anything here.
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
     /// The webhook outcome label (`created`, `duplicate`, ...); `None` for other routes.
@@ -111,6 +111,8 @@ pub struct Facts {
     /// What to add to counter families other than `webhook_requests_total`: (family, label
     /// value, how many). /webhook/whatsapp counts its outcome, messages and statuses here.
     pub counts: Vec<(&'static str, &'static str, u64)>,
+    /// How many messages a POST /erase deleted.
+    pub erased: Option<u64>,
 }
 
 /// One HTTP response.

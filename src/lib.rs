@@ -16,18 +16,21 @@
 //!   and the one constant-time, full-length compare.
 //! - `whatsapp` /webhook/whatsapp: Meta's handshake, Cloud API deliveries into messages.
 //! - `messages` GET /messages and GET /stats: query parsing and replies.
+//! - `erase`    POST /erase: one sender's messages, signed like a webhook.
 //! - `store`    SQLite: `schema`, `commit` (group commit), `search` (text index), `hours`,
-//!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place). No HTTP.
+//!   `budget` (read time budgets), `adopt` (the FastAPI service's database, in place), `prune`
+//!   (retention, disk budget, erasure). No HTTP.
 //! - `ts`       timestamp grammar, the sortable instant key, the wall clock.
 //! - `metrics`  counters, histogram, Prometheus text.
 //! - `log`      one JSON object per line.
 //! - `config`   environment variables: the table and the parsing.
 //!
 //! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike; it
-//! runs an adoption in the background), `Running` (`addr()`, `stop()`), and `lock`, the one
-//! poisoned-lock rule.
+//! runs an adoption and, when configured, pruning in the background), `Running` (`addr()`,
+//! `stop()`), and `lock`, the one poisoned-lock rule.
 
 pub mod config;
+pub mod erase;
 pub mod http;
 pub mod log;
 pub mod messages;
@@ -67,6 +70,7 @@ pub struct Running {
     app: Arc<App>,
     server: server::Server,
     monitor: Monitor,
+    pruner: Option<store::Pruner>,
 }
 
 /// Descriptors kept back from `MAX_CONNECTIONS=auto` for the database files, the listener, the
@@ -96,6 +100,13 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let mut metrics =
         metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat());
     metrics.log_lines_dropped = log.dropped();
+    let policy = store::Policy {
+        retention_days: config.retention_days,
+        max_bytes: config.max_db_mb << 20,
+    };
+    let pruning = policy.retention_days > 0 || policy.max_bytes > 0;
+    let converted = (pruning.then(|| store.prepare_pruning(&policy)).transpose())
+        .map_err(|e| format!("cannot prepare pruning: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -133,15 +144,49 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
                 c.secret.is_some() && c.secret_previous.is_some(),
             ),
     );
+    if let Some((took, before, after)) = converted.flatten() {
+        app.log.write(
+            (Line::new(Level::Info).str("event", "vacuum_converted"))
+                .raw("took_ms", took.as_millis())
+                .raw("bytes_before", before)
+                .raw("bytes_after", after),
+        );
+    }
     if app.store.adopting() {
         let app = Arc::clone(&app);
         std::thread::spawn(move || adopt(&app));
     }
+    let pruner = pruning.then(|| {
+        let app = Arc::clone(&app);
+        store::Pruner::start(move |go| prune(&app, &policy, go))
+    });
     Ok(Running {
         app,
         server,
         monitor,
+        pruner,
     })
+}
+
+/// One pruning pass, logged when it deleted or gave back anything (or failed). Waits while a
+/// FastAPI database is being adopted.
+fn prune(app: &App, policy: &store::Policy, go: &dyn Fn() -> bool) {
+    if app.store.adopting() {
+        return;
+    }
+    match app.store.prune(policy, go) {
+        Ok(pass) if pass == store::Pass::default() => {}
+        Ok(pass) => app.log.write(
+            (Line::new(Level::Info).str("event", "pruned"))
+                .raw("retention", pass.retention)
+                .raw("budget", pass.budget)
+                .raw("pages_vacuumed", pass.vacuumed)
+                .raw("file_bytes", app.store.file_bytes()),
+        ),
+        Err(e) => app.log.write(
+            (Line::new(Level::Error).str("event", "prune_failed")).str("error", &e.to_string()),
+        ),
+    }
 }
 
 /// The thread that probes the store's health every 100 ms, so that readiness and /metrics read a
@@ -205,6 +250,9 @@ impl Running {
     /// Finishes the requests in flight, stops the workers, closes the database, logs shutdown.
     pub fn stop(self) {
         self.server.stop();
+        if let Some(pruner) = self.pruner {
+            pruner.stop();
+        }
         self.monitor.stop();
         let line = Line::new(Level::Info).str("event", "shutdown");
         self.app

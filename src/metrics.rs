@@ -97,6 +97,12 @@ impl Histogram {
 pub struct Writer {
     pub batch_rows: Histogram,
     pub commit_seconds: Histogram,
+    /// Rows deleted, by reason (`store::prune::Reason`: retention, budget, erase).
+    pub pruned: [AtomicU64; 3],
+    /// Bytes of the database file and its WAL, as last measured.
+    pub file_bytes: AtomicU64,
+    /// `MAX_DB_MB` in bytes; 0 without a budget.
+    pub budget_bytes: AtomicU64,
 }
 
 impl Default for Writer {
@@ -104,6 +110,9 @@ impl Default for Writer {
         Writer {
             batch_rows: Histogram::new(&ROWS),
             commit_seconds: Histogram::new(&SECONDS),
+            pruned: Default::default(),
+            file_bytes: AtomicU64::new(0),
+            budget_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -253,13 +262,37 @@ impl Metrics {
             let _ = writeln!(out, "{name} {value}");
         }
         #[rustfmt::skip] // a table: one family a line
-        let writer = [
+        let histograms = [
             ("db_batch_rows", "Rows written by one commit of the writer.", &writer.batch_rows),
             ("db_commit_seconds", "Time to write and commit one batch, fsync included.", &writer.commit_seconds),
         ];
-        for (name, help, hist) in writer {
+        for (name, help, hist) in histograms {
             family(&mut out, name, "histogram", help);
             hist.render(&mut out, name, &[]);
+        }
+        let name = "db_rows_pruned_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "Rows deleted by retention, the disk budget or erasure.",
+        );
+        for (reason, n) in ["retention", "budget", "erase"].iter().zip(&writer.pruned) {
+            let _ = writeln!(
+                out,
+                "{name}{} {}",
+                labels(&[("reason", reason)]),
+                n.load(Relaxed)
+            );
+        }
+        #[rustfmt::skip] // a table: one sample a line
+        let files = [
+            ("db_file_bytes", "Bytes of the database file and its WAL.", &writer.file_bytes),
+            ("db_budget_bytes", "MAX_DB_MB in bytes; 0 without a budget.", &writer.budget_bytes),
+        ];
+        for (name, help, value) in files {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
         }
         out
     }
@@ -462,6 +495,19 @@ mod tests {
             want += &format!("db_commit_seconds_bucket{{le=\"{le}\"}} {n}\n");
         }
         want += "db_commit_seconds_sum 0.004\ndb_commit_seconds_count 1\n";
+        writer.pruned[1].fetch_add(3, Relaxed);
+        writer.file_bytes.store(8192, Relaxed);
+        want += "# HELP db_rows_pruned_total Rows deleted by retention, the disk budget or erasure.\n\
+                 # TYPE db_rows_pruned_total counter\n\
+                 db_rows_pruned_total{reason=\"retention\"} 0\n\
+                 db_rows_pruned_total{reason=\"budget\"} 3\n\
+                 db_rows_pruned_total{reason=\"erase\"} 0\n\
+                 # HELP db_file_bytes Bytes of the database file and its WAL.\n\
+                 # TYPE db_file_bytes gauge\n\
+                 db_file_bytes 8192\n\
+                 # HELP db_budget_bytes MAX_DB_MB in bytes; 0 without a budget.\n\
+                 # TYPE db_budget_bytes gauge\n\
+                 db_budget_bytes 0\n";
         assert_eq!(m.render_service(&writer, true), want);
     }
 

@@ -4,18 +4,18 @@
 //!
 //! Owns: the route list, the metrics `path` label, the readiness rule, the health, /metrics and
 //! /openapi.json one-liners, and (test builds only) the fault-injection routes.
-//! Leaves out: the webhook and listing handlers (`webhook`, `whatsapp`, `messages`), logging and
-//! counting. Uses: `http`, `webhook`, `whatsapp`, `messages`, `metrics`, `store` (through
-//! `App`), serde_json.
+//! Leaves out: the webhook and listing handlers (`webhook`, `whatsapp`, `messages`, `erase`),
+//! logging and counting. Uses: `http`, `webhook`, `whatsapp`, `messages`, `erase`, `metrics`,
+//! `store` (through `App`), serde_json.
 
 use crate::App;
 use crate::http::{ApiError, Facts, Reply, Req};
-use crate::{messages, metrics, webhook, whatsapp};
+use crate::{erase, messages, metrics, webhook, whatsapp};
 use serde_json::json;
 
-/// Every route and its methods (the `Allow` value, with HEAD beside GET), in the order of the `match` below (the
-/// OpenAPI test and the metrics `path` label use this list).
-pub const ROUTES: [(&str, &str); 8] = [
+/// Every route and its methods (the `Allow` value, with HEAD beside GET), in the order of the
+/// `match` below (the OpenAPI test and the metrics `path` label use this list).
+pub const ROUTES: [(&str, &str); 9] = [
     ("/webhook", "POST"),
     ("/webhook/whatsapp", "GET, POST"),
     ("/messages", "GET"),
@@ -24,12 +24,13 @@ pub const ROUTES: [(&str, &str); 8] = [
     ("/health/ready", "GET"),
     ("/metrics", "GET"),
     ("/openapi.json", "GET"),
+    ("/erase", "POST"),
 ];
 
 /// The hand-written OpenAPI 3.1 document (a test keeps its paths equal to `ROUTES`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Runs the handler for the request's route. Only the webhooks report `facts`.
+/// Runs the handler for the request's route. Only the webhooks and /erase report `facts`.
 pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     // HEAD is GET without the body (RFC 9110); the server sends the headers only.
     let method = match req.method.as_str() {
@@ -50,6 +51,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
             Err(reason) => Reply::json(503, &json!({"status": "not_ready", "reason": reason})),
         }),
         ("/metrics", "GET") => {
+            app.store.file_bytes();
             let text = app.metrics.render(&app.store.writer, ready(app).is_ok());
             Ok(Reply::bytes(200, metrics::CONTENT_TYPE, text.into_bytes()))
         }
@@ -58,6 +60,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         )),
+        ("/erase", "POST") => erase::post(app, req, facts),
         #[cfg(feature = "fault-injection")]
         (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),
         (path, _) => match ROUTES.iter().find(|(p, _)| *p == path) {

@@ -98,7 +98,16 @@ pub fn parse_since(s: &str) -> Option<String> {
 /// The current wall-clock time as RFC 3339 UTC with milliseconds: `2025-01-15T10:00:00.123Z`.
 /// Used for log lines and for the `created_at` column.
 pub fn now_utc() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    utc_ms(time::OffsetDateTime::now_utc())
+}
+
+/// The time `days` days ago, in `now_utc`'s format (so it compares with `created_at` as text).
+pub fn utc_days_ago(days: u64) -> String {
+    let days = i64::try_from(days).unwrap_or(i64::MAX).min(3_000_000);
+    utc_ms(time::OffsetDateTime::now_utc() - time::Duration::days(days))
+}
+
+fn utc_ms(now: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         now.year(),

@@ -85,11 +85,7 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     if req.body_too_large {
         return Err(ApiError::PayloadTooLarge);
     }
-    let secrets = secrets(app).ok_or(ApiError::NotConfigured("WEBHOOK_SECRET"))?;
-    let signed = claim(app, req).is_some_and(|c| c.verify(&secrets, &req.body));
-    if !signed {
-        return Err(ApiError::InvalidSignature);
-    }
+    authenticate(app, req)?;
     let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
     *message_id = payload
         .get("message_id")
@@ -99,6 +95,16 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     app.store
         .insert(&message, &ts_key, &crate::ts::now_utc())
         .map_err(|_| ApiError::StorageUnavailable)
+}
+
+/// A secret configured (else 503) and the request signed with it by either scheme (else 401):
+/// what /webhook and /erase require before they read the body.
+pub fn authenticate(app: &App, req: &Req) -> Result<(), ApiError> {
+    let secrets = secrets(app).ok_or(ApiError::NotConfigured("WEBHOOK_SECRET"))?;
+    match claim(app, req).is_some_and(|c| c.verify(&secrets, &req.body)) {
+        true => Ok(()),
+        false => Err(ApiError::InvalidSignature),
+    }
 }
 
 /// `WEBHOOK_SECRET` and, if set, the previous one, accepted too so senders can move to a new key
@@ -292,7 +298,7 @@ fn too_long(field: &str, s: &str, max: usize) -> Option<FieldError> {
 }
 
 /// `+` then one or more ASCII digits, at most `MAX_MSISDN_CHARS` in all.
-fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
+pub fn msisdn_error(field: &str, s: &str) -> Option<FieldError> {
     if let Some(e) = too_long(field, s, MAX_MSISDN_CHARS) {
         return Some(e);
     }

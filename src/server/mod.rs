@@ -375,6 +375,9 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
             }
             line = line.raw("dup", result == "duplicate").str("result", result);
         }
+        if let Some(erased) = facts.erased {
+            line = line.raw("erased", erased);
+        }
         app.log.write(line);
     }
     reply.headers.push(("X-Request-ID", request_id));

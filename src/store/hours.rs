@@ -1,7 +1,7 @@
 //! Hour buckets: the number of rows in each hour of `ts_key`, kept in the insert transaction, so
 //! that a `since` total and a deep offset skip whole hours instead of stepping row by row.
 //!
-//! Owns: the `hours` table, written (`record`) and read (`count_since`, `seek`).
+//! Owns: the `hours` table, written (`record`, `forget`) and read (`count_since`, `seek`).
 //! Leaves out: the rest of a listing (`mod`). Cost: one hour's rows are still counted one by one
 //! (since's own hour, and the hour a deep page starts in).
 //! Uses: rusqlite.
@@ -24,6 +24,16 @@ pub fn record(conn: &Connection, ts_key: &str) -> Result<(), Error> {
         "INSERT INTO hours VALUES (?1, 1) ON CONFLICT (hour) DO UPDATE SET n = n + 1",
     )?
     .execute([hour_of(ts_key)])?;
+    Ok(())
+}
+
+/// Takes one deleted row out of its hour, and the hour out when it empties (`prune`).
+pub fn forget(conn: &Connection, ts_key: &str) -> Result<(), Error> {
+    let hour = hour_of(ts_key);
+    conn.prepare_cached("UPDATE hours SET n = n - 1 WHERE hour = ?1")?
+        .execute([hour])?;
+    conn.prepare_cached("DELETE FROM hours WHERE hour = ?1 AND n = 0")?
+        .execute([hour])?;
     Ok(())
 }
 

@@ -10,12 +10,13 @@
 //! - `hours`   hour buckets for `since` totals and deep offsets.
 //! - `budget`  each read's time budget, and the default number of read connections.
 //! - `adopt`   adopting in place a database the FastAPI service wrote.
+//! - `prune`   retention, the disk budget, erasure of one sender, vacuum.
 //!
 //! Tables: `messages` (a message's six columns plus `ts_key`, the sortable instant, `text_fold`,
 //! and what a sender sent beside them, `type` and `raw`), the aggregates `senders`, `counters`
 //! and `hours` kept in the insert transaction, the text index `messages_fts`, and `probe` for
 //! the write check.
-//! Leaves out: HTTP, validation (callers pass valid messages and keys), deleting or editing rows.
+//! Leaves out: HTTP, validation (callers pass valid messages and keys), editing rows.
 //! Uses: rusqlite, `crate::lock`, `crate::config::DbLocation`, `crate::metrics::Writer`.
 
 mod adopt;
@@ -23,11 +24,13 @@ mod budget;
 mod commit;
 mod health;
 mod hours;
+mod prune;
 mod schema;
 mod search;
 
 pub use budget::{default_readers, while_client};
 pub use commit::{Row, Sent};
+pub use prune::{Pass, Policy, Pruner, Reason};
 pub use schema::{Backup, backup};
 pub use search::fold;
 

@@ -181,6 +181,9 @@ pub fn connect(
     let write = Connection::open(path)?;
     write.busy_timeout(busy_timeout)?;
     let found = check_ours(&write, path)?;
+    // Before the first table: a new file gives freed pages back in steps (`prune`); an older
+    // file keeps its mode until `prune` converts it.
+    write.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
     // `journal_mode` answers with a row, so it is read rather than executed.
     let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").

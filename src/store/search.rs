@@ -2,7 +2,8 @@
 //! "the text contains q" that listing and counting share.
 //!
 //! Owns: `fold`; the FTS5 trigram index of `text_fold` (written in batches behind a watermark,
-//! the `fts_rowid` counter); the match clause. Patterns of three characters or more go through
+//! the `fts_rowid` counter; deleted rows taken out with `unindex`); the match clause. Patterns
+//! of three characters or more go through
 //! the index as a phrase, which with trigrams is exactly a substring match; shorter ones, those
 //! holding NUL, and the rows above the watermark are matched with `instr()`. Either way `%` and
 //! `_` are ordinary characters.
@@ -73,8 +74,8 @@ pub fn count(conn: &Connection, q: &str) -> Result<i64, Error> {
         .query_row(params_from_iter(args), |r| r.get(0))?)
 }
 
-/// Indexes the rows above the watermark once there are at least a batch of them (rowids only
-/// grow: rows are never deleted), and moves the watermark. Called in the insert transaction.
+/// Indexes the rows above the watermark once there are at least a batch of them, and moves the
+/// watermark. Called in the insert transaction.
 pub fn index_new_rows(conn: &Connection) -> Result<(), Error> {
     let watermark = counter(conn, "fts_rowid")?;
     let last: i64 = conn
@@ -89,6 +90,28 @@ pub fn index_new_rows(conn: &Connection) -> Result<(), Error> {
         conn.prepare_cached("UPDATE counters SET n = ?1 WHERE name = 'fts_rowid'")?
             .execute([last])?;
     }
+    Ok(())
+}
+
+/// Takes a deleted row out of the index (only rows at or below the watermark are in it). A
+/// contentless index forgets a row only when given the very text it indexed: `text_fold`.
+pub fn unindex(conn: &Connection, rowid: i64, text_fold: &str) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (messages_fts, rowid, text_fold) VALUES ('delete', ?1, ?2)",
+    )?
+    .execute(rusqlite::params![rowid, text_fold])?;
+    Ok(())
+}
+
+/// After deleting rows: a new row takes the rowid after the largest left, which may be at or
+/// below the watermark once the newest rows are gone; the watermark comes down to it, so the new
+/// row counts as not yet indexed (every row up to it is still in the index).
+pub fn after_delete(conn: &Connection) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE counters SET n = min(n, (SELECT coalesce(max(rowid), 0) FROM messages))
+         WHERE name = 'fts_rowid'",
+    )?
+    .execute([])?;
     Ok(())
 }
 
