@@ -131,7 +131,7 @@ def kill(sync):
                       "integrity_check": check, "rows_differing": len(differ),
                       "counter_matches_rows": total == len(rows), "restore_s": round(took, 2),
                       "litestream_log_lines": {w: log.count(w) for w in ("snapshot", "checkpoint", "error")}}))
-    ok = check == "ok" and not differ and total == len(rows)
+    ok = check == "ok" and not differ and total == len(rows) and len(rows) > 0
     subprocess.run(["rm", "-rf", work])
     return ok
 
