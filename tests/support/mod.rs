@@ -401,7 +401,7 @@ impl Binary {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             lines,
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         // Listening, and the listener is this child's (a connect may reach another test's
         // server that took the port first).
         loop {
@@ -415,7 +415,7 @@ impl Binary {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the binary did not listen within 10 s"
+                "the binary did not listen within 30 s"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
