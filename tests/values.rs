@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::{Resp, SECRET, TestServer, parse_response};
+use support::{Resp, SECRET, TestServer, parse_response, request};
 
 /// A test server with the test secret and these variables.
 fn server(vars: &[(&str, &str)]) -> TestServer {
@@ -367,4 +367,270 @@ fn connection_gauges_count_the_situation_the_test_built() {
         assert_eq!(read_response(c).status, 200);
     }
     assert_eq!(gauges(), [3.0, 2.0, 1.0], "the busy ones now idle");
+}
+
+/// Every refusal of `X-Signature` that needs no body, with `Expect: 100-continue`: the 401 at
+/// once (never `100 Continue` first), the body never awaited.
+#[test]
+fn expect_100_continue_gets_the_401_at_once_for_every_bad_signature() {
+    let s = TestServer::start();
+    let ask = |sig: &str| {
+        let head = format!(
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{sig}Content-Length: 60\r\n\r\n"
+        );
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.write_all(head.as_bytes()).expect("send");
+        let t = Instant::now();
+        let (after, raw) = closed_after(&mut c, t, Duration::from_secs(5));
+        (after, String::from_utf8_lossy(&raw).into_owned())
+    };
+    let good = "a".repeat(64);
+    for sig in [
+        String::new(),
+        "X-Signature: \r\n".into(),
+        format!("X-Signature: {}\r\n", "zz".repeat(32)),
+        format!("X-Signature: {}\r\n", "a".repeat(63)),
+        format!("X-Signature: {}\r\n", "a".repeat(65)),
+        format!("X-Signature: sha256={}\r\n", "a".repeat(62)),
+        "X-Signature: sha256=\r\n".into(),
+        format!("X-Signature: {good}\r\nX-Signature: {good}\r\n"),
+    ] {
+        let (after, text) = ask(&sig);
+        assert!(text.starts_with("HTTP/1.1 401 "), "{sig:?}: {text}");
+        assert!(!text.contains("100 Continue"), "{sig:?}: {text}");
+        assert!(
+            text.ends_with(r#"{"detail":"invalid signature"}"#),
+            "{sig:?}: {text}"
+        );
+        assert!(
+            after < Duration::from_millis(1500),
+            "{sig:?}: after {after:?}"
+        );
+    }
+    // One well-formed signature (wrong or not): `100 Continue`, the body awaited.
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    c.write_all(
+        format!("POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-Signature: sha256={good}\r\nContent-Length: 60\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("send");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    // No secret: the 503 at once.
+    let none = TestServer::start_in(support::temp_dir(), &[]);
+    let mut c = TcpStream::connect(none.addr).expect("connect");
+    c.write_all(
+        format!("POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-Signature: {good}\r\nContent-Length: 60\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("send");
+    let (after, raw) = closed_after(&mut c, Instant::now(), Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(after < Duration::from_millis(1500), "after {after:?}");
+}
+
+/// Each numeric variable's range as `--help` prints it: both ends accepted, one past each
+/// refused, naming the variable.
+#[test]
+fn every_config_range_holds_at_both_ends_and_refuses_one_past_each() {
+    let ranges: [(&str, u64, u64); 12] = [
+        ("PORT", 0, 65535),
+        ("WORKERS", 1, 256),
+        ("MAX_BODY_BYTES", 1, 16_777_216),
+        ("MAX_HEADER_BYTES", 256, 1_048_576),
+        ("MAX_CONNECTIONS", 1, 1_000_000),
+        ("IDLE_TIMEOUT_MS", 1, 3_600_000),
+        ("READ_TIMEOUT_MS", 1, 3_600_000),
+        ("REQUEST_TIMEOUT_MS", 1, 3_600_000),
+        ("WRITE_TIMEOUT_MS", 1, 3_600_000),
+        ("BUSY_TIMEOUT_MS", 1, 3_600_000),
+        ("READ_BUDGET_MS", 1, 3_600_000),
+        ("READ_CONNECTIONS", 1, 64),
+    ];
+    let help = support::run_binary(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let listed = help.matches("..=").count();
+    let ranges: Vec<_> = ranges
+        .into_iter()
+        .filter(|(name, ..)| help.contains(&format!("  {name} [")))
+        .collect();
+    assert_eq!(
+        ranges.len(),
+        listed,
+        "every range --help lists is here:\n{help}"
+    );
+    for (name, min, max) in ranges {
+        assert!(
+            help.contains(&format!("{name} [default "))
+                && help.contains(&format!(", {min}..={max}]")),
+            "{name} {min}..={max} in --help"
+        );
+        let parse = |value: String| {
+            webhook_api::config::Config::from_lookup(|n| (n == name).then(|| value.clone()))
+        };
+        let field = |c: &webhook_api::config::Config| -> u64 {
+            match name {
+                "PORT" => c.port.into(),
+                "WORKERS" => c.workers as u64,
+                "MAX_BODY_BYTES" => c.max_body_bytes as u64,
+                "MAX_HEADER_BYTES" => c.max_header_bytes as u64,
+                "MAX_CONNECTIONS" => c.max_connections as u64,
+                "IDLE_TIMEOUT_MS" => c.idle_timeout_ms,
+                "READ_TIMEOUT_MS" => c.read_timeout_ms,
+                "REQUEST_TIMEOUT_MS" => c.request_timeout_ms,
+                "WRITE_TIMEOUT_MS" => c.write_timeout_ms,
+                "BUSY_TIMEOUT_MS" => c.busy_timeout_ms,
+                "READ_BUDGET_MS" => c.read_budget_ms,
+                "READ_CONNECTIONS" => c.read_connections as u64,
+                other => panic!("no field for {other}"),
+            }
+        };
+        for edge in [min, max] {
+            let c = parse(edge.to_string()).unwrap_or_else(|e| panic!("{name}={edge}: {e}"));
+            assert_eq!(field(&c), edge, "{name}={edge} is read as given");
+        }
+        let below = min
+            .checked_sub(1)
+            .map_or("-1".to_string(), |n| n.to_string());
+        for past in [below, (max + 1).to_string()] {
+            let e = parse(past.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{name}={past} accepted"));
+            assert_eq!(
+                e,
+                format!("{name} must be an integer from {min} to {max}, got {past:?}")
+            );
+        }
+    }
+    // The refusal at start-up is the same message, one JSON line and a non-zero exit.
+    let out = support::run_binary::<&str>(&[], &[("WORKERS", "257")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert!(
+        line.to_string()
+            .contains("WORKERS must be an integer from 1 to 256, got \\\"257\\\""),
+        "{line}"
+    );
+}
+
+/// A response to HEAD: its head, with as many filler bytes as its Content-Length names, so the
+/// harness's parser takes it.
+fn head_only(raw: &[u8]) -> Resp {
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.ends_with("\r\n\r\n"), "nothing after the head: {text}");
+    let len: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Content-Length");
+    let whole = [raw, &vec![b' '; len][..]].concat();
+    parse_response(&whole).expect("a response")
+}
+
+/// Every kind of response the service sends, the poller's own refusals included: each carries a
+/// fresh X-Request-ID, and the request's log line names the same id with the same status.
+#[test]
+fn every_response_kind_carries_an_x_request_id_equal_to_its_log_line() {
+    let s = server(&[
+        ("MAX_BODY_BYTES", "100"),
+        ("MAX_HEADER_BYTES", "1024"),
+        ("READ_TIMEOUT_MS", "300"),
+        ("REQUEST_TIMEOUT_MS", "3000"),
+        ("READ_BUDGET_MS", "100"),
+    ]);
+    let raw =
+        |raw: &str| parse_response(&support::exchange(s.addr, raw.as_bytes())).expect("a response");
+    let long_header = format!("X-Long: {}\r\n", "a".repeat(2000));
+    let mut cases: Vec<(u16, Resp)> = vec![
+        (200, s.get("/health/live")),
+        (
+            200,
+            head_only(&support::exchange(
+                s.addr,
+                b"HEAD /messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )),
+        ),
+        (404, s.get("/nope")),
+        (405, request(s.addr, "DELETE", "/messages", &[], b"")),
+        (401, request(s.addr, "POST", "/webhook", &[], b"{}")),
+        (422, s.post_signed("{}")),
+        (
+            413,
+            raw("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n"),
+        ),
+        (
+            414,
+            raw(&format!(
+                "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(2000)
+            )),
+        ),
+        (
+            431,
+            raw(&format!("GET / HTTP/1.1\r\nHost: x\r\n{long_header}\r\n")),
+        ),
+        (400, raw("GET / HTTP/1.1\r\n\r\n")),
+        (
+            400,
+            raw(
+                "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab",
+            ),
+        ),
+        (
+            400,
+            raw(
+                "POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 2 \r\nab\r\n0\r\n\r\n",
+            ),
+        ),
+        (417, raw("GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n")),
+        (
+            501,
+            raw("POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+        ),
+        (505, raw("GET / HTTP/2.0\r\nHost: x\r\n\r\n")),
+        (408, raw("GET / HTTP/1.1\r\nHost: x\r\n")),
+    ];
+    #[cfg(feature = "fault-injection")]
+    {
+        cases.push((500, s.get("/__fault/panic")));
+        cases.push((503, s.get("/__fault/endless-read")));
+    }
+    // A newcomer at MAX_CONNECTIONS with every connection mid-request.
+    let full = server(&[("MAX_CONNECTIONS", "2")]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(full.addr).expect("connect");
+            c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+                .expect("send");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    cases.push((503, full.get("/health/live")));
+    drop(held);
+    // No secret configured.
+    let none = TestServer::start_in(support::temp_dir(), &[]);
+    cases.push((503, none.post_signed("{}")));
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (status, r)) in cases.iter().enumerate() {
+        assert_eq!(r.status, *status, "case {i}: {}", r.text());
+        let id = assert_request_id(r);
+        assert!(seen.insert(id.clone()), "case {i}: {id} sent twice");
+        std::thread::sleep(Duration::from_millis(1));
+        let lines: Vec<Value> = [&s, &full, &none]
+            .iter()
+            .flat_map(|t| t.logs.lines())
+            .filter(|l| l["request_id"] == id.as_str())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "case {i} ({status}): one log line with {id}"
+        );
+        assert_eq!(lines[0]["status"], *status, "case {i}");
+    }
 }
