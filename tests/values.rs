@@ -62,6 +62,19 @@ fn within(what: &str, elapsed: Duration, value: u64, slack: u64) {
 
 const SLACK_MS: u64 = 1500;
 
+/// Stores `n` messages, each a text of 4,000 bytes of `ch` repeated.
+fn fill(s: &TestServer, n: usize, ch: &str) {
+    let text = ch.repeat(4000 / ch.len());
+    for i in 0..n {
+        s.put(
+            &format!("fill{i}"),
+            "+1",
+            "2025-01-15T10:00:00Z",
+            Some(&text),
+        );
+    }
+}
+
 #[test]
 fn idle_timeout_closes_a_kept_alive_connection_after_its_value() {
     let s = server(&[("IDLE_TIMEOUT_MS", "300")]);
@@ -118,14 +131,7 @@ fn write_timeout_drops_a_client_that_stops_reading_after_its_value() {
     let s = server(&[("WRITE_TIMEOUT_MS", "300")]);
     // 25 messages of 4,000 characters: a 100 KB page; 300 of them are far more than loopback
     // buffers hold.
-    for i in 0..25 {
-        s.put(
-            &format!("big{i}"),
-            "+1",
-            "2025-01-15T10:00:00Z",
-            Some(&"x".repeat(4000)),
-        );
-    }
+    fill(&s, 25, "x");
     let open = || s.metrics().get("http_connections_open");
     assert_eq!(open(), 1.0, "only the scrape itself");
     let mut c = TcpStream::connect(s.addr).expect("connect");
@@ -633,4 +639,156 @@ fn every_response_kind_carries_an_x_request_id_equal_to_its_log_line() {
         );
         assert_eq!(lines[0]["status"], *status, "case {i}");
     }
+}
+
+/// The backup line's `rows` and `bytes` against the file it wrote: its size on disk, and the rows
+/// a plain SQLite connection counts in it (a page count that a wrong file would not match).
+#[test]
+fn the_backup_line_names_the_rows_and_the_size_of_the_file_written() {
+    let s = TestServer::start();
+    fill(&s, 300, "é");
+    let db = format!("sqlite:///{}", s.dir.join("app.db").display());
+    let file = s.dir.join("backup.db");
+    let out = support::run_binary(
+        &["backup".as_ref(), file.as_os_str()],
+        &[("DATABASE_URL", &db)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let size = std::fs::metadata(&file).expect("backup").len();
+    assert!(size > 1_200_000, "300 rows of 4,000 bytes: {size}");
+    assert_eq!((&line["rows"], &line["bytes"]), (&300.into(), &size.into()));
+    let c = rusqlite::Connection::open(&file).expect("open the backup");
+    let (rows, pages, page): (i64, i64, i64) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM messages), (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("count");
+    assert_eq!((rows, (pages * page) as u64), (300, size));
+}
+
+/// A FastAPI service's table, as SQLAlchemy writes it, with `n` plain rows.
+fn legacy_db(path: &std::path::Path, n: usize) {
+    let mut c = rusqlite::Connection::open(path).expect("open");
+    c.execute_batch(
+        "CREATE TABLE messages (message_id VARCHAR NOT NULL, from_msisdn VARCHAR NOT NULL,
+         to_msisdn VARCHAR NOT NULL, ts VARCHAR NOT NULL, text TEXT, created_at VARCHAR NOT NULL,
+         PRIMARY KEY (message_id));
+         CREATE INDEX ix_messages_ts ON messages (ts);",
+    )
+    .expect("DDL");
+    let tx = c.transaction().expect("tx");
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO messages VALUES (?1, '+1', '+2', ?2, 'hello', '2025-01-15T10:00:00Z')",
+            )
+            .expect("prepare");
+        for i in 0..n {
+            let ts = format!("2025-01-{:02}T10:00:00Z", 1 + i % 28);
+            insert
+                .execute(rusqlite::params![format!("m{i:07}"), ts])
+                .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+/// While a legacy database is being adopted, every endpoint answers as documented: liveness 200,
+/// readiness 503 naming the adoption, /metrics 200 with `service_ready 0`, every read and write
+/// 503 `storage unavailable` (never a page of half the rows), unknown paths 404. After it, the
+/// same requests answer from every row.
+#[test]
+fn every_endpoint_answers_as_documented_during_an_adoption() {
+    let dir = support::temp_dir();
+    let file = dir.join("fastapi.db");
+    let n = 300_000;
+    legacy_db(&file, n);
+    let url = format!("sqlite:///{}", file.display());
+    let bin = support::Binary::start(&[
+        ("DATABASE_URL", &url),
+        ("WEBHOOK_SECRET", SECRET),
+        ("LOG_LEVEL", "INFO"),
+    ]);
+    let storage = json!({"detail": "storage unavailable"});
+    let body = post_body("new", None);
+    let during = || {
+        let get = |path: &str| {
+            let r = request(bin.addr, "GET", path, &[], b"");
+            (r.status, r.text())
+        };
+        let json = |path: &str| {
+            let r = request(bin.addr, "GET", path, &[], b"");
+            (r.status, r.json())
+        };
+        assert_eq!(json("/health/live"), (200, json!({"status": "ok"})));
+        let ready = json("/health/ready");
+        assert_eq!(ready.0, 503);
+        assert_eq!(ready.1["status"], "not_ready");
+        assert!(
+            ready.1["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("adopting the database")),
+            "{ready:?}"
+        );
+        assert_eq!(json("/messages"), (503, storage.clone()));
+        assert_eq!(
+            json("/messages?limit=1&offset=10&q=hel"),
+            (503, storage.clone())
+        );
+        assert_eq!(
+            json("/messages?from=%2B1&since=2025-01-02"),
+            (503, storage.clone())
+        );
+        assert_eq!(json("/stats"), (503, storage.clone()));
+        let post = support::post_signed(bin.addr, &body);
+        assert_eq!(
+            (post.status, post.json()),
+            (503, storage.clone()),
+            "/webhook"
+        );
+        let metrics = get("/metrics");
+        assert_eq!(metrics.0, 200);
+        assert!(
+            metrics.1.lines().any(|l| l == "service_ready 0"),
+            "{}",
+            metrics.1
+        );
+        assert_eq!(json("/openapi.json").0, 200);
+        assert_eq!(json("/nope"), (404, json!({"detail": "Not Found"})));
+        // Still adopting after all of them: each was answered during the adoption.
+        assert!(
+            json("/health/ready").1["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("adopting")),
+            "the adoption ended before the checks did: use more rows"
+        );
+    };
+    during();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let line = bin
+            .lines
+            .recv_timeout(deadline - Instant::now())
+            .expect("adopted within 300 s");
+        if serde_json::from_str::<Value>(&line).expect("JSON")["event"] == "adopted" {
+            break;
+        }
+    }
+    let page = request(bin.addr, "GET", "/messages?limit=1", &[], b"").json();
+    assert_eq!(page["total"], n);
+    let stats = request(bin.addr, "GET", "/stats", &[], b"").json();
+    assert_eq!(stats["total_messages"], n);
+    let post = support::post_signed(bin.addr, &body);
+    assert_eq!(post.status, 200);
+    assert_eq!(
+        request(bin.addr, "GET", "/health/ready", &[], b"").json(),
+        json!({"status": "ok"})
+    );
 }
