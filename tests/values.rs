@@ -38,6 +38,13 @@ fn read_response(mut s: &TcpStream) -> Resp {
     }
 }
 
+/// A connection that has sent `raw` and stays open.
+fn hold(addr: std::net::SocketAddr, raw: &[u8]) -> TcpStream {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(raw).expect("send");
+    c
+}
+
 /// Waits until the peer closes `s` (at most `within`), returning how long it took from `since`.
 fn closed_after(s: &mut TcpStream, since: Instant, within: Duration) -> (Duration, Vec<u8>) {
     s.set_read_timeout(Some(within)).expect("timeout");
@@ -79,10 +86,11 @@ fn fill(s: &TestServer, n: usize, ch: &str) {
 fn idle_timeout_closes_a_kept_alive_connection_after_its_value() {
     let s = server(&[("IDLE_TIMEOUT_MS", "300")]);
     let mut c = TcpStream::connect(s.addr).expect("connect");
+    // The clock starts before the request: the connection's last activity is after it.
+    let since = Instant::now();
     c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
     assert_eq!(read_response(&c).status, 200);
-    let since = Instant::now();
     let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
     assert!(rest.is_empty(), "closed without an answer");
     within("IDLE_TIMEOUT_MS=300", after, 300, SLACK_MS);
@@ -92,9 +100,9 @@ fn idle_timeout_closes_a_kept_alive_connection_after_its_value() {
 fn read_timeout_answers_408_after_its_value() {
     let s = server(&[("READ_TIMEOUT_MS", "300")]);
     let mut c = TcpStream::connect(s.addr).expect("connect");
+    let since = Instant::now();
     c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
         .expect("send");
-    let since = Instant::now();
     let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
     let r = parse_response(&rest).expect("a response");
     assert_eq!(r.status, 408);
@@ -128,7 +136,7 @@ fn request_timeout_ends_a_trickle_after_its_value() {
 
 #[test]
 fn write_timeout_drops_a_client_that_stops_reading_after_its_value() {
-    let s = server(&[("WRITE_TIMEOUT_MS", "300")]);
+    let s = server(&[("WRITE_TIMEOUT_MS", "1000")]);
     // 25 messages of 4,000 characters: a 100 KB page; 300 of them are far more than loopback
     // buffers hold.
     fill(&s, 25, "x");
@@ -157,8 +165,9 @@ fn write_timeout_drops_a_client_that_stops_reading_after_its_value() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // Its last progress came after the requests were sent: at least the value from then, and
-    // allowance on top for filling the buffers on a loaded machine.
-    within("WRITE_TIMEOUT_MS=300", dropped, 300, SLACK_MS + 1500);
+    // allowance on top for filling the buffers on a loaded machine. (The value is 1 s, longer
+    // than filling the buffers takes, so that a timeout read in a smaller unit is seen.)
+    within("WRITE_TIMEOUT_MS=1000", dropped, 1000, SLACK_MS + 1500);
     drop(sender);
 }
 
@@ -342,13 +351,11 @@ fn connection_gauges_count_the_situation_the_test_built() {
         ]
         .map(|g| m[g])
     };
-    // 3 kept alive after a request each, 1 that never sent a byte, 2 in the middle of a 2 s
+    // 3 kept alive after a request each, 1 that never sent a byte, then 2 in the middle of a 2 s
     // request; the scrape itself is open and in progress.
     let mut kept: Vec<TcpStream> = (0..3)
         .map(|_| {
-            let mut c = TcpStream::connect(s.addr).expect("connect");
-            c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-                .expect("send");
+            let c = hold(s.addr, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
             assert_eq!(read_response(&c).status, 200);
             c
         })
@@ -358,17 +365,30 @@ fn connection_gauges_count_the_situation_the_test_built() {
     assert_eq!(gauges(), [5.0, 4.0, 1.0], "open, idle, in progress");
     let busy: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let mut c = TcpStream::connect(s.addr).expect("connect");
-            c.write_all(b"GET /__fault/stuck-read HTTP/1.1\r\nHost: x\r\n\r\n")
-                .expect("send");
-            c
+            hold(
+                s.addr,
+                b"GET /__fault/stuck-read HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+        })
+        .collect();
+    // 5 more in the middle of sending a request: open, neither idle nor in progress.
+    let half: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            hold(
+                s.addr,
+                b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab",
+            )
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(gauges(), [7.0, 4.0, 3.0], "open, idle, in progress");
-    drop(kept);
+    assert_eq!(gauges(), [12.0, 4.0, 3.0], "open, idle, in progress");
+    drop((kept, half));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(gauges(), [3.0, 0.0, 3.0], "the idle ones closed");
+    assert_eq!(
+        gauges(),
+        [3.0, 0.0, 3.0],
+        "the idle and half-sent ones closed"
+    );
     for c in &busy {
         assert_eq!(read_response(c).status, 200);
     }
@@ -718,13 +738,25 @@ fn every_endpoint_answers_as_documented_during_an_adoption() {
     ]);
     let storage = json!({"detail": "storage unavailable"});
     let body = post_body("new", None);
+    // Each answered at once: well under BUSY_TIMEOUT_MS (5 s), so none waited on the adoption's
+    // write lock to fail.
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let r = request(bin.addr, "GET", path, &[], b"");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{path} took {:?}",
+            t.elapsed()
+        );
+        r
+    };
     let during = || {
         let get = |path: &str| {
-            let r = request(bin.addr, "GET", path, &[], b"");
+            let r = timed(path);
             (r.status, r.text())
         };
         let json = |path: &str| {
-            let r = request(bin.addr, "GET", path, &[], b"");
+            let r = timed(path);
             (r.status, r.json())
         };
         assert_eq!(json("/health/live"), (200, json!({"status": "ok"})));
