@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::{Resp, SECRET, TestServer, parse_response, request};
+use support::{Resp, SECRET, TestServer, parse_response, request, sign};
 
 /// A test server with the test secret and these variables.
 fn server(vars: &[(&str, &str)]) -> TestServer {
@@ -823,4 +823,27 @@ fn every_endpoint_answers_as_documented_during_an_adoption() {
         request(bin.addr, "GET", "/health/ready", &[], b"").json(),
         json!({"status": "ok"})
     );
+}
+
+/// `WEBHOOK_SECRET_PREVIOUS` as configured: a set value is a second accepted key, an empty one is
+/// none (nothing is ever verified against an empty key).
+#[test]
+fn config_previous_secret_is_a_second_key_and_empty_is_none() {
+    let body = post_body("rotated", None);
+    let signed = |s: &TestServer, key: &str| {
+        let sig = sign(key, body.as_bytes());
+        request(
+            s.addr,
+            "POST",
+            "/webhook",
+            &[("X-Signature", &sig)],
+            body.as_bytes(),
+        )
+        .status
+    };
+    let s = server(&[("WEBHOOK_SECRET_PREVIOUS", "old")]);
+    assert_eq!((signed(&s, "old"), signed(&s, SECRET)), (200, 200));
+    assert_eq!(signed(&s, "other"), 401);
+    let s = server(&[("WEBHOOK_SECRET_PREVIOUS", "")]);
+    assert_eq!((signed(&s, ""), signed(&s, SECRET)), (401, 200));
 }
