@@ -847,3 +847,52 @@ fn config_previous_secret_is_a_second_key_and_empty_is_none() {
     let s = server(&[("WEBHOOK_SECRET_PREVIOUS", "")]);
     assert_eq!((signed(&s, ""), signed(&s, SECRET)), (401, 200));
 }
+
+/// `LOG_LEVEL` in every documented spelling, any case: which request lines pass is the level's
+/// (a 200 is INFO, a 404 WARNING, a 401 ERROR); unset is INFO; anything else stops start-up.
+#[test]
+fn log_level_names_filter_by_their_level_in_any_case() {
+    for (level, want) in [
+        (Some("debug"), [200, 404, 401].as_slice()),
+        (Some("Info"), &[200, 404, 401]),
+        (None, &[200, 404, 401]),
+        (Some("WARNING"), &[404, 401]),
+        (Some("warn"), &[404, 401]),
+        (Some("eRRoR"), &[401]),
+    ] {
+        let mut vars = vec![("WEBHOOK_SECRET", SECRET)];
+        vars.extend(level.map(|l| ("LOG_LEVEL", l)));
+        let dir = support::temp_dir();
+        let db = format!("sqlite:///{}", dir.join("app.db").display());
+        let config = webhook_api::config::Config::from_lookup(|n| match n {
+            "DATABASE_URL" => Some(db.clone()),
+            "PORT" => Some("0".into()),
+            _ => vars
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string()),
+        })
+        .expect("valid");
+        let logs = support::LogBuf::default();
+        let running = webhook_api::start(
+            config.clone(),
+            webhook_api::log::Logger::new(config.log_level, Box::new(logs.0.clone())),
+        )
+        .expect("starts");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], running.addr().port()));
+        for (path, status) in [("/health/live", 200), ("/nope", 404)] {
+            assert_eq!(request(addr, "GET", path, &[], b"").status, status);
+        }
+        assert_eq!(request(addr, "POST", "/webhook", &[], b"{}").status, 401);
+        running.stop();
+        let logged: Vec<u64> = logs
+            .lines()
+            .iter()
+            .filter_map(|l| l["status"].as_u64())
+            .collect();
+        assert_eq!(logged, want, "LOG_LEVEL={level:?}");
+    }
+    let bad =
+        webhook_api::config::Config::from_lookup(|n| (n == "LOG_LEVEL").then(|| "verbose".into()));
+    assert!(bad.is_err_and(|e| e.contains("LOG_LEVEL")));
+}
