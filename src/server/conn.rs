@@ -226,56 +226,30 @@ impl Conn {
     /// parsed twice, and a whole one comes back with `consumed` 0.
     pub fn parse(&mut self, limits: &Limits, take: bool) -> Parse {
         let decoding = self.chunked.is_some();
-        let parse = match self.chunked.take() {
+        let mut parse = match self.chunked.take() {
             None => wire::parse_request(&self.buf, limits),
-            Some((head, mut decoder)) => {
-                let mut rest = &self.buf[..];
-                let fed = decoder.feed(&mut rest, limits);
-                let consumed = self.buf.len() - rest.len();
-                match fed {
-                    Ok(true) => Parse::Done {
-                        head,
-                        body: decoder.body,
-                        consumed,
-                    },
-                    Ok(false) => Parse::Chunking {
-                        head,
-                        decoder,
-                        consumed,
-                    },
-                    Err(error) => Parse::Failed {
-                        head: Some(head),
-                        error,
-                    },
-                }
-            }
+            Some((head, decoder)) => decoder.resume(head, &self.buf, 0, limits),
         };
-        match parse {
-            Parse::Chunking {
-                head,
-                decoder,
-                consumed,
-            } => {
-                self.buf.drain(..consumed);
-                let expect_continue = head.expect_continue;
-                self.chunked = Some((head, decoder));
-                Parse::Incomplete { expect_continue }
+        if let Parse::Done { consumed, .. } = &mut parse
+            && (take || decoding)
+        {
+            self.buf.drain(..*consumed);
+            if decoding {
+                *consumed = 0;
             }
-            Parse::Done {
-                head,
-                body,
-                consumed,
-            } if take || decoding => {
-                self.buf.drain(..consumed);
-                let consumed = if decoding { 0 } else { consumed };
-                Parse::Done {
-                    head,
-                    body,
-                    consumed,
-                }
-            }
-            parse => parse,
         }
+        let Parse::Chunking {
+            head,
+            decoder,
+            consumed,
+        } = parse
+        else {
+            return parse;
+        };
+        self.buf.drain(..consumed);
+        let expect_continue = head.expect_continue;
+        self.chunked = Some((head, decoder));
+        Parse::Incomplete { expect_continue }
     }
 
     /// The head of the request now arriving, when all of it is here.
