@@ -115,8 +115,9 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket holds, up to `cap` buffered bytes, without waiting. Returns whether
-    /// anything arrived; an error means the connection is broken.
+    /// Reads what the socket holds, up to `cap` buffered bytes, without waiting (but for
+    /// `linger`'s one read in blocking mode). Returns whether anything arrived; an error means
+    /// the connection is broken.
     pub fn read_available(
         &mut self,
         scratch: &mut [u8],
@@ -165,18 +166,8 @@ impl Conn {
             self.stream.set_nonblocking(false)?;
             self.blocking = true;
         }
-        match (&*self.stream).read(scratch) {
-            Ok(0) => self.eof = true,
-            Ok(n) => {
-                self.buf.extend_from_slice(&scratch[..n]);
-                self.last_active = Instant::now();
-                self.request_started = Some(self.last_active);
-                return Ok(true);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(false)
+        // One read: a blocking socket's timeout ends as `WouldBlock`, and the cap is one read.
+        self.read_available(scratch, scratch.len(), Take::Arrived)
     }
 
     /// Makes the socket non-blocking again, for the poller.

@@ -22,7 +22,7 @@ use super::lanes::{Lanes, lane_of};
 use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
-use crate::wire::Parse;
+use crate::wire::{self, Parse};
 use crate::{App, lock, router};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
@@ -135,8 +135,7 @@ impl Poller {
                     self.accept();
                 }
             }
-            let m = &self.app.metrics;
-            m.idle_connections.store(self.idle.len(), SeqCst);
+            (self.app.metrics.idle_connections).store(self.idle.len(), SeqCst);
             if self.shared.stopping.load(SeqCst) && self.stop() {
                 return;
             }
@@ -230,38 +229,11 @@ impl Poller {
                 Parse::Incomplete { .. } if conn.unread && conn.buf.len() < before => {
                     take = Take::All;
                 }
+                Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
+                    break self.answer_expect(&mut conn);
+                }
                 parse => break parse,
             }
-        };
-        let parse = match parse {
-            Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
-                conn.continue_sent = true;
-                // A request refused whatever its body is answered now, instead of `100
-                // Continue`, and the connection closed after (its body is never read).
-                match conn.head(&b.limits) {
-                    Some(mut head)
-                        if router::refused_without_body(
-                            &self.app,
-                            &super::to_req(head.clone(), Vec::new()),
-                        ) =>
-                    {
-                        head.keep_alive = false;
-                        conn.buf.clear();
-                        conn.chunked = None;
-                        let (body, consumed) = (Vec::new(), 0);
-                        Parse::Done {
-                            head,
-                            body,
-                            consumed,
-                        }
-                    }
-                    _ => {
-                        let _ = (&*conn.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
-                        Parse::Incomplete { expect_continue }
-                    }
-                }
-            }
-            parse => parse,
         };
         match parse {
             Parse::Incomplete { .. } | Parse::Chunking { .. } if conn.eof => {}
@@ -280,6 +252,30 @@ impl Poller {
                 };
                 self.jobs.send(job, lane);
             }
+        }
+    }
+
+    /// The answer to `Expect: 100-continue` once the head is here: `100 Continue`; or, for a
+    /// request refused whatever its body, that request with no body, answered instead, and the
+    /// connection closed after (its body is never read).
+    fn answer_expect(&self, conn: &mut Conn) -> Parse {
+        conn.continue_sent = true;
+        let refused = |h: &wire::Head| {
+            router::refused_without_body(&self.app, &super::to_req(h.clone(), Vec::new()))
+        };
+        let Some(mut head) = conn.head(&self.shared.bounds.limits).filter(refused) else {
+            let _ = (&*conn.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let expect_continue = true;
+            return Parse::Incomplete { expect_continue };
+        };
+        head.keep_alive = false;
+        conn.buf.clear();
+        conn.chunked = None;
+        let (body, consumed) = (Vec::new(), 0);
+        Parse::Done {
+            head,
+            body,
+            consumed,
         }
     }
 
