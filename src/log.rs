@@ -31,25 +31,20 @@ pub enum Level {
     Error,
 }
 
+/// Each level's name, in the order of `Level`.
+const NAMES: [&str; 4] = ["DEBUG", "INFO", "WARNING", "ERROR"];
+
 impl Level {
     /// `LOG_LEVEL` values, any case; `WARN` is accepted for `WARNING`.
     pub fn parse(s: &str) -> Option<Level> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "DEBUG" => Some(Level::Debug),
-            "INFO" => Some(Level::Info),
-            "WARNING" | "WARN" => Some(Level::Warning),
-            "ERROR" => Some(Level::Error),
-            _ => None,
-        }
+        let name = s.trim().to_ascii_uppercase();
+        let name = if name == "WARN" { "WARNING" } else { &name };
+        let levels = [Level::Debug, Level::Info, Level::Warning, Level::Error];
+        levels.into_iter().find(|l| l.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-        }
+        NAMES[self as usize]
     }
 }
 
