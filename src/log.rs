@@ -175,8 +175,7 @@ impl Capture {
 
 impl Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        crate::lock(&self.0).extend_from_slice(b);
-        Ok(b.len())
+        crate::lock(&self.0).write(b)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())

@@ -73,15 +73,13 @@ pub struct Conn {
     /// What the poller watches this connection for: `Some(writable)`, or `None` while it is not
     /// registered (new, or a worker waits on it in `linger`, so its bytes do not wake the poller).
     pub watching: Option<bool>,
-    _open: OpenGuard,
+    /// The count of open connections, which this one leaves when dropped, however it ends.
+    open: Arc<AtomicUsize>,
 }
 
-/// Counts a connection as open for as long as it exists, however it ends.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl Drop for OpenGuard {
+impl Drop for Conn {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+        self.open.fetch_sub(1, SeqCst);
     }
 }
 
@@ -101,7 +99,7 @@ impl Conn {
             eof: false,
             unread: false,
             watching: None,
-            _open: OpenGuard(Arc::clone(open)),
+            open: Arc::clone(open),
         }
     }
 

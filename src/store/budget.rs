@@ -62,11 +62,8 @@ fn client_gone() -> bool {
         let _ = blocking.then(|| stream.set_nonblocking(true));
         let peeked = stream.peek(&mut [0]);
         let _ = blocking.then(|| stream.set_nonblocking(false));
-        match peeked {
-            Ok(0) => true,
-            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            _ => false,
-        }
+        // Gone: end of stream, or any error but an empty socket's.
+        peeked.map_or_else(|e| e.kind() != std::io::ErrorKind::WouldBlock, |n| n == 0)
     });
     HUNG_UP.set(gone);
     gone

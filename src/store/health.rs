@@ -34,7 +34,7 @@ impl Files {
     pub(super) fn at(path: &Path) -> Files {
         Files {
             db: file_id(path),
-            wal: file_id(&wal_path(path)),
+            wal: file_id(&beside(path, "-wal")),
         }
     }
 }
@@ -169,12 +169,10 @@ impl Store {
 /// ends), holding this process's id. A second service on the same file is refused, naming the
 /// holder.
 pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
-    use std::io::{Read, Seek, Write};
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
+    use std::{io::Read, os::unix::fs::FileExt};
+    let lock_path = beside(path, ".lock");
     let fail = |why: String| Error::Failed(format!("{}: {why}", lock_path.display()));
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -185,7 +183,7 @@ pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            let _ = (&file).read_to_string(&mut holder);
             return Err(fail(format!(
                 "another service (pid {}) serves {}; one service per database file",
                 holder.trim(),
@@ -195,18 +193,18 @@ pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
         Err(std::fs::TryLockError::Error(e)) => return Err(fail(e.to_string())),
     }
     let pid = std::process::id().to_string();
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(pid.as_bytes()))
-        .map_err(|e| fail(e.to_string()))?;
+    (file
+        .set_len(0)
+        .and_then(|()| file.write_all_at(pid.as_bytes(), 0)))
+    .map_err(|e| fail(e.to_string()))?;
     Ok(file)
 }
 
-/// The WAL beside a database file.
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+/// A file beside the database file: its name followed by `suffix` (`-wal`, `.lock`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn file_id(path: &Path) -> Option<Id> {
