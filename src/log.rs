@@ -208,14 +208,9 @@ impl Line {
     /// so that no value a client sends can make a line long.
     pub fn str(mut self, key: &str, value: &str) -> Line {
         self.key(key);
-        let cut;
-        let value = match value.char_indices().nth(MAX_VALUE_CHARS) {
-            Some((end, _)) => {
-                cut = format!("{}…", &value[..end]);
-                &cut
-            }
-            None => value,
-        };
+        let cut = value.char_indices().nth(MAX_VALUE_CHARS);
+        let cut = cut.map(|(end, _)| format!("{}…", &value[..end]));
+        let value = cut.as_deref().unwrap_or(value);
         // Serialising a &str cannot fail; the fallback only keeps the line valid JSON regardless.
         self.buf
             .push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into()));

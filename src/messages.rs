@@ -122,17 +122,14 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
         let e = FieldError::query("string_too_long", "q", &msg, q);
         errors.push(e.ctx(json!({ "max_length": MAX_Q_CHARS })));
     }
-    if errors.is_empty() {
-        Ok(Filter {
-            from,
-            since_key,
-            q,
-            limit,
-            offset,
-        })
-    } else {
-        Err(errors)
-    }
+    let filter = Filter {
+        from,
+        since_key,
+        q,
+        limit,
+        offset,
+    };
+    errors.is_empty().then_some(filter).ok_or(errors)
 }
 
 #[cfg(test)]

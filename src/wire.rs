@@ -139,7 +139,6 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
         v if v.starts_with("HTTP/") => return Err(WireError::Version),
         _ => return Err(WireError::Bad("malformed request line")),
     };
-    let method = method.to_string();
     let headers = read_fields(r, limits, limits.max_head.saturating_sub(line.len()))?;
     let values = |name: &'static str| {
         headers
@@ -162,11 +161,10 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_ascii_lowercase())
     };
-    let connection: Vec<String> = tokens("connection").collect();
-    let keep_alive = if minor == 1 {
-        !connection.iter().any(|t| t == "close")
-    } else {
-        connection.iter().any(|t| t == "keep-alive")
+    let mut connection = tokens("connection");
+    let keep_alive = match minor {
+        1 => !connection.any(|t| t == "close"),
+        _ => connection.any(|t| t == "keep-alive"),
     };
     // RFC 9112: an HTTP/1.1 request names exactly one Host; none may name two.
     match (values("host").count(), minor) {
@@ -174,13 +172,13 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
         (2.., _) => return Err(WireError::Bad("more than one Host header")),
         _ => {}
     }
-    let expect: Vec<String> = tokens("expect").collect();
-    if expect.iter().any(|t| t != "100-continue") {
+    if tokens("expect").any(|t| t != "100-continue") {
         return Err(WireError::Expectation);
     }
-    let expect_continue = minor == 1 && !expect.is_empty();
+    // Every token is `100-continue` now, and each Expect header has one at least.
+    let expect_continue = minor == 1 && values("expect").next().is_some();
     Ok(Head {
-        method,
+        method: method.to_string(),
         target,
         minor,
         headers,

@@ -178,8 +178,7 @@ impl Poller {
                 // Through `handle`, like every answer: logged, counted, with its X-Request-ID.
                 let error = Some(ApiError::TooManyConnections);
                 let reply = handle(&self.app, &Req::default(), error, Instant::now());
-                let refusal = Answer::closing(reply);
-                let _ = (&stream).write(&refusal.bytes());
+                let _ = (&stream).write(&Answer::closing(reply).bytes());
                 return;
             }
         }
@@ -189,8 +188,7 @@ impl Poller {
         let _ = stream.set_write_timeout(Some(super::LINGER));
         let t = self.next_token;
         self.next_token += 1;
-        let conn = Conn::new(stream, &m.open_connections);
-        self.park(t, conn);
+        self.park(t, Conn::new(stream, &m.open_connections));
     }
 
     /// `progress`, where a panic (a bug in framing or here) drops that one connection, logged and
