@@ -7,6 +7,8 @@
 //! `webhook-api backup FILE`  a consistent, checked snapshot of the live database
 //! `webhook-api --version`    print the version
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -70,11 +72,8 @@ fn log(line: Line) {
 
 fn serve() -> Result<(), String> {
     let config = Config::from_env()?;
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = Signals::new([SIGTERM, SIGINT]);
+    let mut signals = signals.map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let running = webhook_api::start(config.clone(), Logger::stdout(config.log_level))?;
     // Block until the first SIGTERM or SIGINT, then shut down cleanly.
     let _ = signals.forever().next();

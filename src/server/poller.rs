@@ -204,7 +204,7 @@ impl Poller {
 
     /// Moves a connection on as far as it can go without waiting: finish sending a response,
     /// read what has arrived, and hand a whole request to a worker; otherwise park it again.
-    fn progress(&mut self, t: usize, mut conn: Conn, take: Take) {
+    fn progress(&mut self, t: usize, mut conn: Conn, mut take: Take) {
         if conn.state() == State::Writing {
             match conn.flush() {
                 Ok(true) if !conn.close_after => conn.finish_request(),
@@ -213,7 +213,6 @@ impl Poller {
             }
         }
         let b = self.shared.bounds;
-        let mut take = take;
         // Parsed here only to learn whether it is whole; a worker parses it again and takes it out
         // of the buffer, so a request's allocations are made and freed on one thread (glibc frees
         // another thread's memory slowly: a third of the poller's cost per request). A chunked
@@ -299,9 +298,7 @@ impl Poller {
             Some(w) if w != writable => registry.reregister(&mut SourceFd(&fd), Token(t), interest),
             Some(_) => Ok(()),
         };
-        if watched.is_err() {
-            return;
-        }
+        let Ok(()) = watched else { return };
         conn.watching = Some(writable);
         if state == State::Idle {
             conn.buf = Vec::new(); // an idle connection holds no buffer

@@ -71,12 +71,8 @@ impl Store {
 
     /// A real query against the messages table.
     fn ping(&self) -> Result<(), Error> {
-        self.reader(false)?.0.query_row(
-            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
-            [],
-            |_| Ok(()),
-        )?;
-        Ok(())
+        let sql = "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)";
+        Ok(self.reader(false)?.0.query_row(sql, [], |_| Ok(()))?)
     }
 
     /// Whether a write can succeed now: the files are in place, and, after a failed write, a
@@ -86,11 +82,9 @@ impl Store {
     fn check_writable(&self) -> Result<(), Error> {
         let mut conn = lock(&self.write);
         let failing = self.write_failing.load(SeqCst);
+        let probe = "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;";
         let result = self.ensure_file(&mut conn).and_then(|()| match failing {
-            true => schema::in_transaction(
-                &conn,
-                "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;",
-            ),
+            true => schema::in_transaction(&conn, probe),
             false => Ok(()),
         });
         self.write_failing.store(result.is_err(), SeqCst);
@@ -99,9 +93,7 @@ impl Store {
 
     /// Whether the database file or its WAL is no longer the one the connections have open.
     fn files_moved(&self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
+        let Some(path) = &self.path else { return false };
         let (known, now) = (*lock(&self.files), Files::at(path));
         known.db != now.db || known.wal.is_some_and(|w| now.wal != Some(w))
     }

@@ -77,9 +77,8 @@ fn rowids(q: &str) -> Option<Vec<Sql>> {
 /// grow: rows are never deleted), and moves the watermark. Called in the insert transaction.
 pub fn index_new_rows(conn: &Connection) -> Result<(), Error> {
     let watermark = counter(conn, "fts_rowid")?;
-    let last: i64 = conn
-        .prepare_cached("SELECT coalesce(max(rowid), 0) FROM messages")?
-        .query_row([], |r| r.get(0))?;
+    let max = "SELECT coalesce(max(rowid), 0) FROM messages";
+    let last: i64 = conn.prepare_cached(max)?.query_row([], |r| r.get(0))?;
     if last - watermark >= BATCH {
         conn.prepare_cached(
             "INSERT INTO messages_fts (rowid, text_fold)
