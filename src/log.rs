@@ -16,7 +16,7 @@
 //! Owns: `Level`, `Logger`, `Line`, `Spool`, and `Capture` (an in-memory sink for tests).
 //! Leaves out: what goes in a line. Uses: `ts` (the line's time), `lock`, serde_json.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 use std::io::{ErrorKind, Write};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
@@ -196,38 +196,27 @@ pub struct Line {
 impl Line {
     pub fn new(level: Level) -> Line {
         let mut buf = String::with_capacity(256);
-        buf.push_str("{\"ts\":\"");
-        buf.push_str(&crate::ts::now_utc());
-        buf.push_str("\",\"level\":\"");
-        buf.push_str(level.as_str());
-        buf.push('"');
+        let (ts, level_name) = (crate::ts::now_utc(), level.as_str());
+        let _ = write!(buf, "{{\"ts\":\"{ts}\",\"level\":\"{level_name}\""); // into a String: no error
         Line { level, buf }
     }
 
     /// A string field, JSON-escaped, cut to `MAX_VALUE_CHARS` characters (then ending in `…`),
     /// so that no value a client sends can make a line long.
-    pub fn str(mut self, key: &str, value: &str) -> Line {
-        self.key(key);
+    pub fn str(self, key: &str, value: &str) -> Line {
         let cut = value.char_indices().nth(MAX_VALUE_CHARS);
         let cut = cut.map(|(end, _)| format!("{}…", &value[..end]));
         let value = cut.as_deref().unwrap_or(value);
         // Serialising a &str cannot fail; the fallback only keeps the line valid JSON regardless.
-        self.buf
-            .push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into()));
-        self
+        let escaped = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+        self.raw(key, escaped)
     }
 
-    /// A number or boolean field, written with `Display` (callers pass only numbers and bools).
+    /// A number or boolean field, written with `Display` (callers pass only numbers and bools;
+    /// `str` passes its escaped string).
     pub fn raw(mut self, key: &str, value: impl Display) -> Line {
-        self.key(key);
-        self.buf.push_str(&value.to_string());
+        let _ = write!(self.buf, ",\"{key}\":{value}"); // into a String: no error
         self
-    }
-
-    fn key(&mut self, key: &str) {
-        self.buf.push_str(",\"");
-        self.buf.push_str(key);
-        self.buf.push_str("\":");
     }
 }
 

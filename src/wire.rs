@@ -141,10 +141,7 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
     };
     let headers = read_fields(r, limits, limits.max_head.saturating_sub(line.len()))?;
     let values = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        (headers.iter()).filter_map(move |(k, v)| (k == name).then_some(v.as_str()))
     };
     let lengths: Vec<&str> = values("content-length").collect();
     let codings: Vec<&str> = values("transfer-encoding").collect();
@@ -217,10 +214,8 @@ fn read_fields(
         if value.bytes().any(|c| (c < b' ' && c != b'\t') || c == 0x7f) {
             return Err(WireError::Bad("control character in a header value"));
         }
-        fields.push((
-            name.to_ascii_lowercase(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ));
+        let value = value.trim_matches([' ', '\t']).to_string();
+        fields.push((name.to_ascii_lowercase(), value));
     }
 }
 

@@ -75,8 +75,7 @@ impl Poller {
         mut listener: TcpListener,
         jobs: Arc<Lanes<Job>>,
     ) -> std::io::Result<Poller> {
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        (poll.registry()).register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Poller {
             app,
             shared,
@@ -151,10 +150,7 @@ impl Poller {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: the condition passes when connections close.
-                    if self
-                        .accept_failed
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-                    {
+                    if (self.accept_failed).is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
                         self.log_error("accept_error", &e);
                         self.accept_failed = Some(Instant::now());
                     }
@@ -322,10 +318,9 @@ impl Poller {
     /// ones are looked at), requests too slow to arrive (408), responses not read in time.
     fn sweep(&mut self, now: Instant) {
         let b = self.shared.bounds;
-        while let Some(&(at, t)) = self.idle.first() {
-            if now.saturating_duration_since(at) < b.idle {
-                break;
-            }
+        while let Some(&(at, t)) = self.idle.first()
+            && now.saturating_duration_since(at) >= b.idle
+        {
             self.unpark(t);
         }
         let expired: Vec<usize> = self

@@ -93,13 +93,10 @@ pub fn step(conn: &mut Connection) -> Result<Option<i64>, Error> {
 /// Stage 3, one transaction: the aggregates from the adopted rows, the text index's watermark at
 /// the last row indexed, the version; the resume mark goes.
 pub fn finish(conn: &Connection) -> Result<(), Error> {
-    schema::in_transaction(
-        conn,
-        &format!(
-            "{} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
-             DROP TABLE adoption; PRAGMA user_version = {};",
-            schema::BACKFILL,
-            schema::VERSION
-        ),
-    )
+    let (backfill, version) = (schema::BACKFILL, schema::VERSION);
+    let sql = format!(
+        "{backfill} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
+         DROP TABLE adoption; PRAGMA user_version = {version};"
+    );
+    schema::in_transaction(conn, &sql)
 }

@@ -57,16 +57,12 @@ impl Store {
     /// One round of the monitor (every 100 ms, off the request path): whether a write can succeed
     /// (`check_writable`) and a real query against the messages table does.
     pub fn probe(&self) {
-        let verdict = if self.adopting() {
-            None
-        } else if self.check_writable().is_err() {
-            Some("storage unavailable")
-        } else if self.ping().is_err() {
-            Some("database unavailable")
-        } else {
-            None
+        let verdict = match self.adopting() {
+            true => Ok(()),
+            false => (self.check_writable().map_err(|_| "storage unavailable"))
+                .and_then(|()| self.ping().map_err(|_| "database unavailable")),
         };
-        *lock(&self.verdict) = verdict;
+        *lock(&self.verdict) = verdict.err();
     }
 
     /// A real query against the messages table.
@@ -106,9 +102,8 @@ impl Store {
             return Ok(());
         };
         let now = Files::at(path);
-        let db = now
-            .db
-            .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
+        let gone = || Error::Failed(format!("database file {} is gone", path.display()));
+        let db = now.db.ok_or_else(gone)?;
         // Copied, not held: readiness reads it meanwhile, and a reopen may wait for locks. Only
         // writers call this, under the write lock, so no two run at once.
         let known = *lock(&self.files);
