@@ -16,7 +16,7 @@
 //! Owns: `Level`, `Logger`, `Line`, `Spool`, and `Capture` (an in-memory sink for tests).
 //! Leaves out: what goes in a line. Uses: `ts` (the line's time), `lock`, serde_json.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 use std::io::{ErrorKind, Write};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
@@ -31,25 +31,20 @@ pub enum Level {
     Error,
 }
 
+/// Each level's name, in the order of `Level`.
+const NAMES: [&str; 4] = ["DEBUG", "INFO", "WARNING", "ERROR"];
+
 impl Level {
     /// `LOG_LEVEL` values, any case; `WARN` is accepted for `WARNING`.
     pub fn parse(s: &str) -> Option<Level> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "DEBUG" => Some(Level::Debug),
-            "INFO" => Some(Level::Info),
-            "WARNING" | "WARN" => Some(Level::Warning),
-            "ERROR" => Some(Level::Error),
-            _ => None,
-        }
+        let name = s.trim().to_ascii_uppercase();
+        let name = if name == "WARN" { "WARNING" } else { &name };
+        let levels = [Level::Debug, Level::Info, Level::Warning, Level::Error];
+        levels.into_iter().find(|l| l.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-        }
+        NAMES[self as usize]
     }
 }
 
@@ -180,8 +175,7 @@ impl Capture {
 
 impl Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        crate::lock(&self.0).extend_from_slice(b);
-        Ok(b.len())
+        crate::lock(&self.0).write(b)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -202,43 +196,27 @@ pub struct Line {
 impl Line {
     pub fn new(level: Level) -> Line {
         let mut buf = String::with_capacity(256);
-        buf.push_str("{\"ts\":\"");
-        buf.push_str(&crate::ts::now_utc());
-        buf.push_str("\",\"level\":\"");
-        buf.push_str(level.as_str());
-        buf.push('"');
+        let (ts, level_name) = (crate::ts::now_utc(), level.as_str());
+        let _ = write!(buf, "{{\"ts\":\"{ts}\",\"level\":\"{level_name}\""); // into a String: no error
         Line { level, buf }
     }
 
     /// A string field, JSON-escaped, cut to `MAX_VALUE_CHARS` characters (then ending in `…`),
     /// so that no value a client sends can make a line long.
-    pub fn str(mut self, key: &str, value: &str) -> Line {
-        self.key(key);
-        let cut;
-        let value = match value.char_indices().nth(MAX_VALUE_CHARS) {
-            Some((end, _)) => {
-                cut = format!("{}…", &value[..end]);
-                &cut
-            }
-            None => value,
-        };
+    pub fn str(self, key: &str, value: &str) -> Line {
+        let cut = value.char_indices().nth(MAX_VALUE_CHARS);
+        let cut = cut.map(|(end, _)| format!("{}…", &value[..end]));
+        let value = cut.as_deref().unwrap_or(value);
         // Serialising a &str cannot fail; the fallback only keeps the line valid JSON regardless.
-        self.buf
-            .push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into()));
-        self
+        let escaped = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+        self.raw(key, escaped)
     }
 
-    /// A number or boolean field, written with `Display` (callers pass only numbers and bools).
+    /// A number or boolean field, written with `Display` (callers pass only numbers and bools;
+    /// `str` passes its escaped string).
     pub fn raw(mut self, key: &str, value: impl Display) -> Line {
-        self.key(key);
-        self.buf.push_str(&value.to_string());
+        let _ = write!(self.buf, ",\"{key}\":{value}"); // into a String: no error
         self
-    }
-
-    fn key(&mut self, key: &str) {
-        self.buf.push_str(",\"");
-        self.buf.push_str(key);
-        self.buf.push_str("\":");
     }
 }
 

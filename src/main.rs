@@ -7,6 +7,8 @@
 //! `webhook-api backup FILE`  a consistent, checked snapshot of the live database
 //! `webhook-api --version`    print the version
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -31,50 +33,47 @@ Environment:
 
 fn main() -> ExitCode {
     let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        None => match serve() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(msg) => {
-                Logger::stdout(Level::Debug).write(
-                    Line::new(Level::Error)
-                        .str("event", "fatal")
-                        .str("error", &msg),
-                );
-                ExitCode::from(2)
-            }
-        },
-        Some("backup") => match backup(std::env::args().nth(2)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(msg) => {
-                let line = Line::new(Level::Error).str("event", "backup_failed");
-                Logger::stdout(Level::Debug).write(line.str("error", &msg));
-                ExitCode::FAILURE
-            }
-        },
-        Some("healthcheck") if healthcheck() => ExitCode::SUCCESS,
-        Some("healthcheck") => ExitCode::FAILURE,
+    // What ran, the event its failure is logged as, and the exit code of that failure.
+    let (outcome, failed, code) = match arg.as_deref() {
+        None => (serve(), "fatal", ExitCode::from(2)),
+        Some("backup") => (
+            backup(std::env::args().nth(2)),
+            "backup_failed",
+            ExitCode::FAILURE,
+        ),
+        Some("healthcheck") if healthcheck() => return ExitCode::SUCCESS,
+        Some("healthcheck") => return ExitCode::FAILURE,
         Some("--version" | "-V") => {
             println!("webhook-api {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
         Some("--help" | "-h" | "help") => {
             print!("{USAGE}{}", config::help());
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
         Some(other) => {
             eprint!("unknown argument {other:?}\n\n{USAGE}{}", config::help());
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-    }
+    };
+    let Err(msg) = outcome else {
+        return ExitCode::SUCCESS;
+    };
+    log(Line::new(Level::Error)
+        .str("event", failed)
+        .str("error", &msg));
+    code
+}
+
+/// A line to stdout whatever `LOG_LEVEL` says: the outcome of a command run once.
+fn log(line: Line) {
+    Logger::stdout(Level::Debug).write(line);
 }
 
 fn serve() -> Result<(), String> {
     let config = Config::from_env()?;
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = Signals::new([SIGTERM, SIGINT]);
+    let mut signals = signals.map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let running = webhook_api::start(config.clone(), Logger::stdout(config.log_level))?;
     // Block until the first SIGTERM or SIGINT, then shut down cleanly.
     let _ = signals.forever().next();
@@ -92,14 +91,12 @@ fn backup(file: Option<String>) -> Result<(), String> {
     let started = std::time::Instant::now();
     let busy = Duration::from_millis(config.busy_timeout_ms);
     let done = webhook_api::store::backup(db, file.as_ref(), busy).map_err(|e| e.to_string())?;
-    Logger::stdout(Level::Debug).write(
-        Line::new(Level::Info)
-            .str("event", "backup")
-            .str("file", &file)
-            .raw("rows", done.rows)
-            .raw("bytes", done.bytes)
-            .raw("seconds", format!("{:.3}", started.elapsed().as_secs_f64())),
-    );
+    log(Line::new(Level::Info)
+        .str("event", "backup")
+        .str("file", &file)
+        .raw("rows", done.rows)
+        .raw("bytes", done.bytes)
+        .raw("seconds", format!("{:.3}", started.elapsed().as_secs_f64())));
     Ok(())
 }
 

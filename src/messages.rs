@@ -36,16 +36,14 @@ pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
         .iter()
         .map(|(from, n)| json!({ "from": from, "count": n }))
         .collect();
-    Ok(Reply::json(
-        200,
-        &json!({
-            "total_messages": s.total_messages,
-            "senders_count": s.senders_count,
-            "messages_per_sender": per_sender,
-            "first_message_ts": s.first_ts,
-            "last_message_ts": s.last_ts,
-        }),
-    ))
+    let body = json!({
+        "total_messages": s.total_messages,
+        "senders_count": s.senders_count,
+        "messages_per_sender": per_sender,
+        "first_message_ts": s.first_ts,
+        "last_message_ts": s.last_ts,
+    });
+    Ok(Reply::json(200, &body))
 }
 
 /// A failed read as the client is told it: past its budget, client gone, or storage trouble.
@@ -70,26 +68,18 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
             return default;
         };
         let err = match raw.trim().parse::<i128>() {
-            Err(_) => FieldError::query(
-                "int_parsing",
-                name,
-                "Input should be a valid integer, unable to parse string as an integer",
-                &raw,
-            ),
-            Ok(n) if n < i128::from(min) => FieldError::query(
-                "greater_than_equal",
-                name,
-                &format!("Input should be greater than or equal to {min}"),
-                &raw,
-            )
-            .ctx(json!({ "ge": min })),
-            Ok(n) if n > i128::from(max) => FieldError::query(
-                "less_than_equal",
-                name,
-                &format!("Input should be less than or equal to {max}"),
-                &raw,
-            )
-            .ctx(json!({ "le": max })),
+            Err(_) => {
+                let msg = "Input should be a valid integer, unable to parse string as an integer";
+                FieldError::query("int_parsing", name, msg, &raw)
+            }
+            Ok(n) if n < i128::from(min) => {
+                let msg = format!("Input should be greater than or equal to {min}");
+                FieldError::query("greater_than_equal", name, &msg, &raw).ctx(json!({ "ge": min }))
+            }
+            Ok(n) if n > i128::from(max) => {
+                let msg = format!("Input should be less than or equal to {max}");
+                FieldError::query("less_than_equal", name, &msg, &raw).ctx(json!({ "le": max }))
+            }
             Ok(n) => return n as u64,
         };
         errors.push(err);
@@ -107,12 +97,8 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
     let since_key = req.query_param("since").and_then(|s| {
         let key = crate::ts::parse_since(&s);
         if key.is_none() {
-            errors.push(FieldError::query(
-                "value_error",
-                "since",
-                "Value error, since must be an ISO-8601 date or date-time",
-                &s,
-            ));
+            let msg = "Value error, since must be an ISO-8601 date or date-time";
+            errors.push(FieldError::query("value_error", "since", msg, &s));
         }
         key
     });
@@ -122,17 +108,14 @@ pub fn parse_filter(req: &Req) -> Result<Filter, Vec<FieldError>> {
         let e = FieldError::query("string_too_long", "q", &msg, q);
         errors.push(e.ctx(json!({ "max_length": MAX_Q_CHARS })));
     }
-    if errors.is_empty() {
-        Ok(Filter {
-            from,
-            since_key,
-            q,
-            limit,
-            offset,
-        })
-    } else {
-        Err(errors)
-    }
+    let filter = Filter {
+        from,
+        since_key,
+        q,
+        limit,
+        offset,
+    };
+    errors.is_empty().then_some(filter).ok_or(errors)
 }
 
 #[cfg(test)]

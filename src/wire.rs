@@ -70,18 +70,16 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
     }
     // Absolute form (`http://host/path`, as sent to proxies) is read as its path. The authority
     // ends at the first `/`, `?` or `#` (RFC 3986), so `http://h?/x` is the path `/`, query `/x`.
-    let absolute;
     let target = match target.split_once("://") {
         Some((scheme, rest)) if matches!(&*scheme.to_ascii_lowercase(), "http" | "https") => {
             let rest = rest.split('#').next().unwrap_or(""); // a fragment is never sent on
-            let at = rest.find(['/', '?']).unwrap_or(rest.len());
-            absolute = format!("/{}", rest[at..].trim_start_matches('/'));
-            match rest[at..].starts_with('/') {
-                true => &rest[at..],
-                false => &absolute,
+            let path = &rest[rest.find(['/', '?']).unwrap_or(rest.len())..];
+            match path.starts_with('/') {
+                true => path.to_string(),
+                false => format!("/{path}"),
             }
         }
-        _ => target,
+        _ => target.to_string(),
     };
     if !target.starts_with('/') || target.bytes().any(|c| c <= b' ' || c == 0x7f) {
         return Err(WireError::Bad("malformed request target"));
@@ -92,13 +90,9 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
         v if v.starts_with("HTTP/") => return Err(WireError::Version),
         _ => return Err(WireError::Bad("malformed request line")),
     };
-    let (method, target) = (method.to_string(), target.to_string());
     let headers = read_fields(r, limits, limits.max_head.saturating_sub(line.len()))?;
     let values = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        (headers.iter()).filter_map(move |(k, v)| (k == name).then_some(v.as_str()))
     };
     let lengths: Vec<&str> = values("content-length").collect();
     let codings: Vec<&str> = values("transfer-encoding").collect();
@@ -115,11 +109,10 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_ascii_lowercase())
     };
-    let connection: Vec<String> = tokens("connection").collect();
-    let keep_alive = if minor == 1 {
-        !connection.iter().any(|t| t == "close")
-    } else {
-        connection.iter().any(|t| t == "keep-alive")
+    let mut connection = tokens("connection");
+    let keep_alive = match minor {
+        1 => !connection.any(|t| t == "close"),
+        _ => connection.any(|t| t == "keep-alive"),
     };
     // RFC 9112: an HTTP/1.1 request names exactly one Host; none may name two.
     match (values("host").count(), minor) {
@@ -127,13 +120,13 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
         (2.., _) => return Err(WireError::Bad("more than one Host header")),
         _ => {}
     }
-    let expect: Vec<String> = tokens("expect").collect();
-    if expect.iter().any(|t| t != "100-continue") {
+    if tokens("expect").any(|t| t != "100-continue") {
         return Err(WireError::Expectation);
     }
-    let expect_continue = minor == 1 && !expect.is_empty();
+    // Every token is `100-continue` now, and each Expect header has one at least.
+    let expect_continue = minor == 1 && values("expect").next().is_some();
     Ok(Head {
-        method,
+        method: method.to_string(),
         target,
         minor,
         headers,
@@ -172,10 +165,8 @@ fn read_fields(
         if value.bytes().any(|c| (c < b' ' && c != b'\t') || c == 0x7f) {
             return Err(WireError::Bad("control character in a header value"));
         }
-        fields.push((
-            name.to_ascii_lowercase(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ));
+        let value = value.trim_matches([' ', '\t']).to_string();
+        fields.push((name.to_ascii_lowercase(), value));
     }
 }
 
@@ -263,6 +254,30 @@ impl Chunked {
             }
         }
     }
+
+    /// Feeds the decoder the bytes of `buf` past `from` (the head's) and says where the request
+    /// stands; `consumed` counts from the start of `buf`.
+    pub fn resume(mut self, head: Head, buf: &[u8], from: usize, limits: &Limits) -> Parse {
+        let mut rest = &buf[from..];
+        let fed = self.feed(&mut rest, &limits.for_target(&head.target));
+        let consumed = buf.len() - rest.len();
+        match fed {
+            Ok(true) => Parse::Done {
+                head,
+                body: self.body,
+                consumed,
+            },
+            Ok(false) => Parse::Chunking {
+                head,
+                decoder: self,
+                consumed,
+            },
+            Err(error) => Parse::Failed {
+                head: Some(head),
+                error,
+            },
+        }
+    }
 }
 
 /// A chunk-size line's size: hex digits only, no spaces around them (proxies disagree on those,
@@ -318,43 +333,25 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
         Err(error) => return Parse::Failed { head: None, error },
     };
     let limits = &limits.for_target(&head.target);
-    let (body, consumed) = match head.framing {
+    let at = buf.len() - cursor.len();
+    let n = match head.framing {
+        Framing::Chunked => return Chunked::default().resume(head, buf, at, limits),
         Framing::Length(n) if n > limits.max_body as u64 => {
             return Parse::Failed {
                 head: Some(head),
                 error: WireError::BodyTooLarge,
             };
         }
-        // Do not copy a partial body on every call: wait until all of it is here.
-        Framing::Length(n) => match usize::try_from(n).ok().filter(|n| *n <= cursor.len()) {
-            Some(n) => (cursor[..n].to_vec(), buf.len() - cursor.len() + n),
-            None => {
-                return Parse::Incomplete {
-                    expect_continue: head.expect_continue,
-                };
-            }
-        },
-        Framing::None => (Vec::new(), buf.len() - cursor.len()),
-        Framing::Chunked => {
-            let mut decoder = Chunked::default();
-            let done = decoder.feed(&mut cursor, limits);
-            let consumed = buf.len() - cursor.len();
-            match done {
-                Ok(true) => (decoder.body, consumed),
-                Ok(false) => {
-                    return Parse::Chunking {
-                        head,
-                        decoder,
-                        consumed,
-                    };
-                }
-                Err(error) => {
-                    let head = Some(head);
-                    return Parse::Failed { head, error };
-                }
-            }
-        }
+        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Framing::None => 0,
     };
+    // Do not copy a partial body on every call: wait until all of it is here.
+    if cursor.len() < n {
+        return Parse::Incomplete {
+            expect_continue: head.expect_continue,
+        };
+    }
+    let (body, consumed) = (cursor[..n].to_vec(), at + n);
     Parse::Done {
         head,
         body,
@@ -386,11 +383,8 @@ fn read_line<'a>(r: &mut &'a [u8], cap: usize, too_long: WireError) -> Result<&'
 
 /// A strict `Content-Length`: ASCII digits only, no sign, no overflow.
 fn parse_length(v: &str) -> Result<u64, WireError> {
-    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(WireError::Bad("malformed Content-Length"));
-    }
-    v.parse::<u64>()
-        .map_err(|_| WireError::Bad("malformed Content-Length"))
+    let digits = !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit());
+    (v.parse().ok().filter(|_| digits)).ok_or(WireError::Bad("malformed Content-Length"))
 }
 
 /// RFC 9110 token characters.

@@ -73,15 +73,13 @@ pub struct Conn {
     /// What the poller watches this connection for: `Some(writable)`, or `None` while it is not
     /// registered (new, or a worker waits on it in `linger`, so its bytes do not wake the poller).
     pub watching: Option<bool>,
-    _open: OpenGuard,
+    /// The count of open connections, which this one leaves when dropped, however it ends.
+    open: Arc<AtomicUsize>,
 }
 
-/// Counts a connection as open for as long as it exists, however it ends.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl Drop for OpenGuard {
+impl Drop for Conn {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+        self.open.fetch_sub(1, SeqCst);
     }
 }
 
@@ -101,7 +99,7 @@ impl Conn {
             eof: false,
             unread: false,
             watching: None,
-            _open: OpenGuard(Arc::clone(open)),
+            open: Arc::clone(open),
         }
     }
 
@@ -115,8 +113,9 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket holds, up to `cap` buffered bytes, without waiting. Returns whether
-    /// anything arrived; an error means the connection is broken.
+    /// Reads what the socket holds, up to `cap` buffered bytes, without waiting (but for
+    /// `linger`'s one read in blocking mode). Returns whether anything arrived; an error means
+    /// the connection is broken.
     pub fn read_available(
         &mut self,
         scratch: &mut [u8],
@@ -165,18 +164,8 @@ impl Conn {
             self.stream.set_nonblocking(false)?;
             self.blocking = true;
         }
-        match (&*self.stream).read(scratch) {
-            Ok(0) => self.eof = true,
-            Ok(n) => {
-                self.buf.extend_from_slice(&scratch[..n]);
-                self.last_active = Instant::now();
-                self.request_started = Some(self.last_active);
-                return Ok(true);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(false)
+        // One read: a blocking socket's timeout ends as `WouldBlock`, and the cap is one read.
+        self.read_available(scratch, scratch.len(), Take::Arrived)
     }
 
     /// Makes the socket non-blocking again, for the poller.
@@ -226,56 +215,30 @@ impl Conn {
     /// parsed twice, and a whole one comes back with `consumed` 0.
     pub fn parse(&mut self, limits: &Limits, take: bool) -> Parse {
         let decoding = self.chunked.is_some();
-        let parse = match self.chunked.take() {
+        let mut parse = match self.chunked.take() {
             None => wire::parse_request(&self.buf, limits),
-            Some((head, mut decoder)) => {
-                let mut rest = &self.buf[..];
-                let fed = decoder.feed(&mut rest, &limits.for_target(&head.target));
-                let consumed = self.buf.len() - rest.len();
-                match fed {
-                    Ok(true) => Parse::Done {
-                        head,
-                        body: decoder.body,
-                        consumed,
-                    },
-                    Ok(false) => Parse::Chunking {
-                        head,
-                        decoder,
-                        consumed,
-                    },
-                    Err(error) => Parse::Failed {
-                        head: Some(head),
-                        error,
-                    },
-                }
-            }
+            Some((head, decoder)) => decoder.resume(head, &self.buf, 0, limits),
         };
-        match parse {
-            Parse::Chunking {
-                head,
-                decoder,
-                consumed,
-            } => {
-                self.buf.drain(..consumed);
-                let expect_continue = head.expect_continue;
-                self.chunked = Some((head, decoder));
-                Parse::Incomplete { expect_continue }
+        if let Parse::Done { consumed, .. } = &mut parse
+            && (take || decoding)
+        {
+            self.buf.drain(..*consumed);
+            if decoding {
+                *consumed = 0;
             }
-            Parse::Done {
-                head,
-                body,
-                consumed,
-            } if take || decoding => {
-                self.buf.drain(..consumed);
-                let consumed = if decoding { 0 } else { consumed };
-                Parse::Done {
-                    head,
-                    body,
-                    consumed,
-                }
-            }
-            parse => parse,
         }
+        let Parse::Chunking {
+            head,
+            decoder,
+            consumed,
+        } = parse
+        else {
+            return parse;
+        };
+        self.buf.drain(..consumed);
+        let expect_continue = head.expect_continue;
+        self.chunked = Some((head, decoder));
+        Parse::Incomplete { expect_continue }
     }
 
     /// The head of the request now arriving, when all of it is here.

@@ -19,6 +19,7 @@
 
 use crate::lock;
 use crate::wire::Parse;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ pub const WEBHOOK_LANE: usize = 4;
 /// Workers in the probes' lane.
 pub const PROBE_LANE: usize = 2;
 
-/// Which lane a request goes to.
+/// Which lane a request goes to: the index of its pool.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Lane {
     General,
@@ -54,36 +55,27 @@ pub fn lane_of(parse: &Parse) -> Lane {
 /// per hand-off.
 type Run<T> = Arc<dyn Fn(T, bool) + Send + Sync>;
 
-/// The three pools.
-pub struct Lanes<T> {
-    general: Pool<T>,
-    webhooks: Pool<T>,
-    probes: Pool<T>,
-}
+/// The three pools, in the order of `Lane`.
+pub struct Lanes<T>([Pool<T>; 3]);
 
 impl<T: Send + 'static> Lanes<T> {
     /// The three lanes for `workers` general workers, each with its first worker started.
-    pub fn start(workers: usize, run: Run<T>) -> std::io::Result<Lanes<T>> {
-        Ok(Lanes {
-            general: Pool::start("worker", workers, false, Arc::clone(&run))?,
-            webhooks: Pool::start("webhook", workers * WEBHOOK_LANE, false, Arc::clone(&run))?,
-            probes: Pool::start("probe", PROBE_LANE, true, run)?,
-        })
+    pub fn start(workers: usize, run: Run<T>) -> io::Result<Lanes<T>> {
+        Ok(Lanes([
+            Pool::start("worker", workers, false, Arc::clone(&run))?,
+            Pool::start("webhook", workers * WEBHOOK_LANE, false, Arc::clone(&run))?,
+            Pool::start("probe", PROBE_LANE, true, run)?,
+        ]))
     }
 
     /// Hands `job` to a worker of `lane`, starting one if none is waiting and there is room.
     pub fn send(&self, job: T, lane: Lane) {
-        match lane {
-            Lane::General => &self.general,
-            Lane::Webhooks => &self.webhooks,
-            Lane::Probes => &self.probes,
-        }
-        .send(job);
+        self.0[lane as usize].send(job);
     }
 
     /// Tells every worker to stop once the jobs before it are done, and waits for them.
     pub fn stop(&self) {
-        for pool in [&self.general, &self.webhooks, &self.probes] {
+        for pool in &self.0 {
             let workers = std::mem::take(&mut *lock(&pool.workers));
             for _ in &workers {
                 let _ = pool.jobs.send(None);
@@ -99,33 +91,37 @@ impl<T: Send + 'static> Lanes<T> {
 struct Pool<T> {
     name: &'static str,
     size: usize,
-    one_each: bool,
-    run: Run<T>,
     jobs: Sender<Option<T>>,
-    rx: Arc<Mutex<Receiver<Option<T>>>>,
-    /// Workers waiting for a job, and jobs handed over and not yet taken.
-    idle: Arc<AtomicUsize>,
-    pending: Arc<AtomicUsize>,
+    queue: Arc<Queue<T>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// What a pool's workers share: the queue's end, what to run, and the counts that decide when
+/// to grow.
+struct Queue<T> {
+    rx: Mutex<Receiver<Option<T>>>,
+    run: Run<T>,
+    one_each: bool,
+    /// Workers waiting for a job, and jobs handed over and not yet taken.
+    idle: AtomicUsize,
+    pending: AtomicUsize,
+}
+
 impl<T: Send + 'static> Pool<T> {
-    fn start(
-        name: &'static str,
-        size: usize,
-        one_each: bool,
-        run: Run<T>,
-    ) -> std::io::Result<Self> {
+    fn start(name: &'static str, size: usize, one_each: bool, run: Run<T>) -> io::Result<Self> {
         let (jobs, rx) = channel();
+        let queue = Arc::new(Queue {
+            rx: Mutex::new(rx),
+            run,
+            one_each,
+            idle: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+        });
         let pool = Pool {
             name,
             size: size.max(1),
-            one_each,
-            run,
             jobs,
-            rx: Arc::new(Mutex::new(rx)),
-            idle: Arc::default(),
-            pending: Arc::default(),
+            queue,
             workers: Mutex::default(),
         };
         pool.grow()?;
@@ -136,38 +132,29 @@ impl<T: Send + 'static> Pool<T> {
         // More jobs waiting than workers waiting: one more worker, if the pool has room. A
         // worker about to wait may be missed (one thread too many, never a job left behind: the
         // pool's workers take every job in turn).
-        if self.pending.fetch_add(1, SeqCst) >= self.idle.load(SeqCst) {
+        if self.queue.pending.fetch_add(1, SeqCst) >= self.queue.idle.load(SeqCst) {
             let _ = self.grow(); // without a new thread, the job waits for a busy one
         }
         let _ = self.jobs.send(Some(job));
     }
 
     /// Starts one more worker unless the pool is full.
-    fn grow(&self) -> std::io::Result<()> {
+    fn grow(&self) -> io::Result<()> {
         let mut workers = lock(&self.workers);
         if workers.len() >= self.size {
             return Ok(());
         }
-        let (rx, idle, pending) = (
-            Arc::clone(&self.rx),
-            Arc::clone(&self.idle),
-            Arc::clone(&self.pending),
-        );
-        let (run, one_each) = (Arc::clone(&self.run), self.one_each);
+        let q = Arc::clone(&self.queue);
         let worker = std::thread::Builder::new()
             .name(format!("{}-{}", self.name, workers.len()))
             .spawn(move || {
                 loop {
-                    idle.fetch_add(1, SeqCst);
-                    let job = lock(&rx).recv();
-                    idle.fetch_sub(1, SeqCst);
-                    match job {
-                        Ok(Some(job)) => {
-                            pending.fetch_sub(1, SeqCst);
-                            run(job, one_each);
-                        }
-                        _ => return,
-                    }
+                    q.idle.fetch_add(1, SeqCst);
+                    let job = lock(&q.rx).recv();
+                    q.idle.fetch_sub(1, SeqCst);
+                    let Ok(Some(job)) = job else { return };
+                    q.pending.fetch_sub(1, SeqCst);
+                    (q.run)(job, q.one_each);
                 }
             })?;
         workers.push(worker);

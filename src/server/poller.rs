@@ -22,7 +22,7 @@ use super::lanes::{Lanes, lane_of};
 use super::{Answer, Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
-use crate::wire::Parse;
+use crate::wire::{self, Parse};
 use crate::{App, lock, router};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
@@ -75,8 +75,7 @@ impl Poller {
         mut listener: TcpListener,
         jobs: Arc<Lanes<Job>>,
     ) -> std::io::Result<Poller> {
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        (poll.registry()).register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Poller {
             app,
             shared,
@@ -135,8 +134,7 @@ impl Poller {
                     self.accept();
                 }
             }
-            let m = &self.app.metrics;
-            m.idle_connections.store(self.idle.len(), SeqCst);
+            (self.app.metrics.idle_connections).store(self.idle.len(), SeqCst);
             if self.shared.stopping.load(SeqCst) && self.stop() {
                 return;
             }
@@ -152,10 +150,7 @@ impl Poller {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: the condition passes when connections close.
-                    if self
-                        .accept_failed
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-                    {
+                    if (self.accept_failed).is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
                         self.log_error("accept_error", &e);
                         self.accept_failed = Some(Instant::now());
                     }
@@ -179,8 +174,7 @@ impl Poller {
                 // Through `handle`, like every answer: logged, counted, with its X-Request-ID.
                 let error = Some(ApiError::TooManyConnections);
                 let reply = handle(&self.app, &Req::default(), error, Instant::now());
-                let refusal = Answer::closing(reply);
-                let _ = (&stream).write(&refusal.bytes());
+                let _ = (&stream).write(&Answer::closing(reply).bytes());
                 return;
             }
         }
@@ -190,8 +184,7 @@ impl Poller {
         let _ = stream.set_write_timeout(Some(super::LINGER));
         let t = self.next_token;
         self.next_token += 1;
-        let conn = Conn::new(stream, &m.open_connections);
-        self.park(t, conn);
+        self.park(t, Conn::new(stream, &m.open_connections));
     }
 
     /// `progress`, where a panic (a bug in framing or here) drops that one connection, logged and
@@ -207,7 +200,7 @@ impl Poller {
 
     /// Moves a connection on as far as it can go without waiting: finish sending a response,
     /// read what has arrived, and hand a whole request to a worker; otherwise park it again.
-    fn progress(&mut self, t: usize, mut conn: Conn, take: Take) {
+    fn progress(&mut self, t: usize, mut conn: Conn, mut take: Take) {
         if conn.state() == State::Writing {
             match conn.flush() {
                 Ok(true) if !conn.close_after => conn.finish_request(),
@@ -216,7 +209,6 @@ impl Poller {
             }
         }
         let b = self.shared.bounds;
-        let mut take = take;
         // Parsed here only to learn whether it is whole; a worker parses it again and takes it out
         // of the buffer, so a request's allocations are made and freed on one thread (glibc frees
         // another thread's memory slowly: a third of the poller's cost per request). A chunked
@@ -230,38 +222,11 @@ impl Poller {
                 Parse::Incomplete { .. } if conn.unread && conn.buf.len() < before => {
                     take = Take::All;
                 }
+                Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
+                    break self.answer_expect(&mut conn);
+                }
                 parse => break parse,
             }
-        };
-        let parse = match parse {
-            Parse::Incomplete { expect_continue } if expect_continue && !conn.continue_sent => {
-                conn.continue_sent = true;
-                // A request refused whatever its body is answered now, instead of `100
-                // Continue`, and the connection closed after (its body is never read).
-                match conn.head(&b.limits) {
-                    Some(mut head)
-                        if router::refused_without_body(
-                            &self.app,
-                            &super::to_req(head.clone(), Vec::new()),
-                        ) =>
-                    {
-                        head.keep_alive = false;
-                        conn.buf.clear();
-                        conn.chunked = None;
-                        let (body, consumed) = (Vec::new(), 0);
-                        Parse::Done {
-                            head,
-                            body,
-                            consumed,
-                        }
-                    }
-                    _ => {
-                        let _ = (&*conn.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
-                        Parse::Incomplete { expect_continue }
-                    }
-                }
-            }
-            parse => parse,
         };
         match parse {
             Parse::Incomplete { .. } | Parse::Chunking { .. } if conn.eof => {}
@@ -280,6 +245,30 @@ impl Poller {
                 };
                 self.jobs.send(job, lane);
             }
+        }
+    }
+
+    /// The answer to `Expect: 100-continue` once the head is here: `100 Continue`; or, for a
+    /// request refused whatever its body, that request with no body, answered instead, and the
+    /// connection closed after (its body is never read).
+    fn answer_expect(&self, conn: &mut Conn) -> Parse {
+        conn.continue_sent = true;
+        let refused = |h: &wire::Head| {
+            router::refused_without_body(&self.app, &super::to_req(h.clone(), Vec::new()))
+        };
+        let Some(mut head) = conn.head(&self.shared.bounds.limits).filter(refused) else {
+            let _ = (&*conn.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let expect_continue = true;
+            return Parse::Incomplete { expect_continue };
+        };
+        head.keep_alive = false;
+        conn.buf.clear();
+        conn.chunked = None;
+        let (body, consumed) = (Vec::new(), 0);
+        Parse::Done {
+            head,
+            body,
+            consumed,
         }
     }
 
@@ -305,9 +294,7 @@ impl Poller {
             Some(w) if w != writable => registry.reregister(&mut SourceFd(&fd), Token(t), interest),
             Some(_) => Ok(()),
         };
-        if watched.is_err() {
-            return;
-        }
+        let Ok(()) = watched else { return };
         conn.watching = Some(writable);
         if state == State::Idle {
             conn.buf = Vec::new(); // an idle connection holds no buffer
@@ -331,10 +318,9 @@ impl Poller {
     /// ones are looked at), requests too slow to arrive (408), responses not read in time.
     fn sweep(&mut self, now: Instant) {
         let b = self.shared.bounds;
-        while let Some(&(at, t)) = self.idle.first() {
-            if now.saturating_duration_since(at) < b.idle {
-                break;
-            }
+        while let Some(&(at, t)) = self.idle.first()
+            && now.saturating_duration_since(at) >= b.idle
+        {
             self.unpark(t);
         }
         let expired: Vec<usize> = self

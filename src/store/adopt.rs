@@ -94,13 +94,11 @@ pub fn step(conn: &mut Connection) -> Result<Option<i64>, Error> {
 /// the last row indexed, the schema's later steps (`begin` laid down version 1's); the resume
 /// mark goes.
 pub fn finish(conn: &Connection) -> Result<(), Error> {
-    schema::in_transaction(
-        conn,
-        &format!(
-            "{} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
-             DROP TABLE adoption; {}",
-            schema::BACKFILL,
-            schema::upgrade(1)
-        ),
-    )
+    let backfill = schema::BACKFILL;
+    let sql = format!(
+        "{backfill} UPDATE counters SET n = (SELECT done FROM adoption) WHERE name = 'fts_rowid';
+         DROP TABLE adoption; {}",
+        schema::upgrade(1)
+    );
+    schema::in_transaction(conn, &sql)
 }

@@ -62,11 +62,8 @@ fn client_gone() -> bool {
         let _ = blocking.then(|| stream.set_nonblocking(true));
         let peeked = stream.peek(&mut [0]);
         let _ = blocking.then(|| stream.set_nonblocking(false));
-        match peeked {
-            Ok(0) => true,
-            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            _ => false,
-        }
+        // Gone: end of stream, or any error but an empty socket's.
+        peeked.map_or_else(|e| e.kind() != std::io::ErrorKind::WouldBlock, |n| n == 0)
     });
     HUNG_UP.set(gone);
     gone
@@ -101,8 +98,7 @@ impl Budget {
     /// Makes `conn` (a new one, after the file was replaced) check this budget.
     pub(super) fn rewatch(self: &Arc<Budget>, conn: &mut Connection) -> Result<(), Error> {
         let watched = Arc::clone(self);
-        conn.progress_handler(10_000, Some(move || watched.exceeded()))?;
-        Ok(())
+        Ok(conn.progress_handler(10_000, Some(move || watched.exceeded()))?)
     }
 
     /// Whether the running read must stop: past its deadline, or its client gone (the progress
@@ -116,8 +112,7 @@ impl Budget {
     /// still running there cannot be stopped: it waits on the disk or a lock).
     pub(super) fn stuck(&self) -> bool {
         let d = self.deadline.load(Relaxed);
-        let limit = self.limit.load(Relaxed);
-        d != 0 && self.base.elapsed().as_nanos() as u64 > d.saturating_add(limit)
+        d != 0 && self.base.elapsed().as_nanos() as u64 > d.saturating_add(self.limit.load(Relaxed))
     }
 
     /// Starts the clock of one read; it stops when the guard is dropped.

@@ -34,7 +34,7 @@ impl Files {
     pub(super) fn at(path: &Path) -> Files {
         Files {
             db: file_id(path),
-            wal: file_id(&wal_path(path)),
+            wal: file_id(&beside(path, "-wal")),
         }
     }
 }
@@ -57,26 +57,18 @@ impl Store {
     /// One round of the monitor (every 100 ms, off the request path): whether a write can succeed
     /// (`check_writable`) and a real query against the messages table does.
     pub fn probe(&self) {
-        let verdict = if self.adopting() {
-            None
-        } else if self.check_writable().is_err() {
-            Some("storage unavailable")
-        } else if self.ping().is_err() {
-            Some("database unavailable")
-        } else {
-            None
+        let verdict = match self.adopting() {
+            true => Ok(()),
+            false => (self.check_writable().map_err(|_| "storage unavailable"))
+                .and_then(|()| self.ping().map_err(|_| "database unavailable")),
         };
-        *lock(&self.verdict) = verdict;
+        *lock(&self.verdict) = verdict.err();
     }
 
     /// A real query against the messages table.
     fn ping(&self) -> Result<(), Error> {
-        self.reader(false)?.0.query_row(
-            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
-            [],
-            |_| Ok(()),
-        )?;
-        Ok(())
+        let sql = "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)";
+        Ok(self.reader(false)?.0.query_row(sql, [], |_| Ok(()))?)
     }
 
     /// Whether a write can succeed now: the files are in place, and, after a failed write, a
@@ -86,11 +78,9 @@ impl Store {
     fn check_writable(&self) -> Result<(), Error> {
         let mut conn = lock(&self.write);
         let failing = self.write_failing.load(SeqCst);
+        let probe = "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;";
         let result = self.ensure_file(&mut conn).and_then(|()| match failing {
-            true => schema::in_transaction(
-                &conn,
-                "INSERT INTO probe VALUES (zeroblob(65536)); DELETE FROM probe;",
-            ),
+            true => schema::in_transaction(&conn, probe),
             false => Ok(()),
         });
         self.write_failing.store(result.is_err(), SeqCst);
@@ -99,9 +89,7 @@ impl Store {
 
     /// Whether the database file or its WAL is no longer the one the connections have open.
     fn files_moved(&self) -> bool {
-        let Some(path) = &self.path else {
-            return false;
-        };
+        let Some(path) = &self.path else { return false };
         let (known, now) = (*lock(&self.files), Files::at(path));
         known.db != now.db || known.wal.is_some_and(|w| now.wal != Some(w))
     }
@@ -114,9 +102,8 @@ impl Store {
             return Ok(());
         };
         let now = Files::at(path);
-        let db = now
-            .db
-            .ok_or_else(|| Error::Failed(format!("database file {} is gone", path.display())))?;
+        let gone = || Error::Failed(format!("database file {} is gone", path.display()));
+        let db = now.db.ok_or_else(gone)?;
         // Copied, not held: readiness reads it meanwhile, and a reopen may wait for locks. Only
         // writers call this, under the write lock, so no two run at once.
         let known = *lock(&self.files);
@@ -169,12 +156,10 @@ impl Store {
 /// ends), holding this process's id. A second service on the same file is refused, naming the
 /// holder.
 pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
-    use std::io::{Read, Seek, Write};
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
+    use std::{io::Read, os::unix::fs::FileExt};
+    let lock_path = beside(path, ".lock");
     let fail = |why: String| Error::Failed(format!("{}: {why}", lock_path.display()));
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -185,7 +170,7 @@ pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            let _ = (&file).read_to_string(&mut holder);
             return Err(fail(format!(
                 "another service (pid {}) serves {}; one service per database file",
                 holder.trim(),
@@ -195,18 +180,18 @@ pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
         Err(std::fs::TryLockError::Error(e)) => return Err(fail(e.to_string())),
     }
     let pid = std::process::id().to_string();
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(pid.as_bytes()))
-        .map_err(|e| fail(e.to_string()))?;
+    (file
+        .set_len(0)
+        .and_then(|()| file.write_all_at(pid.as_bytes(), 0)))
+    .map_err(|e| fail(e.to_string()))?;
     Ok(file)
 }
 
-/// The WAL beside a database file.
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+/// A file beside the database file: its name followed by `suffix` (`-wal`, `.lock`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn file_id(path: &Path) -> Option<Id> {

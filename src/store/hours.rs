@@ -20,10 +20,8 @@ fn hour_of(key: &str) -> &str {
 
 /// Counts one new row in its hour (in the insert transaction).
 pub fn record(conn: &Connection, ts_key: &str) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO hours VALUES (?1, 1) ON CONFLICT (hour) DO UPDATE SET n = n + 1",
-    )?
-    .execute([hour_of(ts_key)])?;
+    let sql = "INSERT INTO hours VALUES (?1, 1) ON CONFLICT (hour) DO UPDATE SET n = n + 1";
+    conn.prepare_cached(sql)?.execute([hour_of(ts_key)])?;
     Ok(())
 }
 

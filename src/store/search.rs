@@ -49,38 +49,37 @@ pub fn indexed(q: &str) -> bool {
 
 /// "The text contains `q`" (`q` folded) as a condition on `messages`, with its parameters.
 pub fn condition(q: &str) -> (String, Vec<Sql>) {
-    if indexed(q) {
-        (format!("rowid IN ({ROWIDS})"), vec![phrase(q), bytes(q)])
-    } else {
-        (CONTAINS.to_string(), vec![bytes(q)])
+    match rowids(q) {
+        Some(args) => (format!("rowid IN ({ROWIDS})"), args),
+        None => (CONTAINS.to_string(), vec![bytes(q)]),
     }
 }
 
 /// The number of rows whose text contains `q` (folded), counted in the index where it can.
 pub fn count(conn: &Connection, q: &str) -> Result<i64, Error> {
-    let (sql, args) = if indexed(q) {
-        (
-            format!("SELECT count(*) FROM ({ROWIDS})"),
-            vec![phrase(q), bytes(q)],
-        )
-    } else {
-        (
+    let (sql, args) = match rowids(q) {
+        Some(args) => (format!("SELECT count(*) FROM ({ROWIDS})"), args),
+        None => (
             format!("SELECT count(*) FROM messages WHERE {CONTAINS}"),
             vec![bytes(q)],
-        )
+        ),
     };
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params_from_iter(args), |r| r.get(0))?)
 }
 
+/// `ROWIDS`' parameters when the index can answer `q`.
+fn rowids(q: &str) -> Option<Vec<Sql>> {
+    indexed(q).then(|| vec![phrase(q), bytes(q)])
+}
+
 /// Indexes the rows above the watermark once there are at least a batch of them, and moves the
 /// watermark. Called in the insert transaction.
 pub fn index_new_rows(conn: &Connection) -> Result<(), Error> {
     let watermark = counter(conn, "fts_rowid")?;
-    let last: i64 = conn
-        .prepare_cached("SELECT coalesce(max(rowid), 0) FROM messages")?
-        .query_row([], |r| r.get(0))?;
+    let max = "SELECT coalesce(max(rowid), 0) FROM messages";
+    let last: i64 = conn.prepare_cached(max)?.query_row([], |r| r.get(0))?;
     if last - watermark >= BATCH {
         conn.prepare_cached(
             "INSERT INTO messages_fts (rowid, text_fold)
