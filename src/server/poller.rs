@@ -243,6 +243,8 @@ impl Poller {
                     conn,
                     parse,
                 };
+                // The gauge as the request will see it (a scrape must not count itself idle).
+                (self.app.metrics.idle_connections).store(self.idle.len(), SeqCst);
                 self.jobs.send(job, lane);
             }
         }
