@@ -157,24 +157,27 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// An error on body field `field` (`loc: ["body", field]`).
-    pub fn body(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+    /// An error at `loc` (`["body"]`, `["body","entry",0,"changes"]`, ...).
+    pub fn at(loc: Vec<Value>, kind: &'static str, msg: &str, input: Value) -> FieldError {
+        let msg = msg.into();
+        let ctx = None;
         FieldError {
             kind,
-            loc: vec!["body".into(), field.into()],
-            msg: msg.into(),
+            loc,
+            msg,
             input,
-            ctx: None,
+            ctx,
         }
+    }
+
+    /// An error on body field `field` (`loc: ["body", field]`).
+    pub fn body(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+        FieldError::at(vec!["body".into(), field.into()], kind, msg, input)
     }
 
     /// An error on query parameter `name` (`loc: ["query", name]`).
     pub fn query(kind: &'static str, name: &str, msg: &str, input: &str) -> FieldError {
-        FieldError {
-            loc: vec!["query".into(), name.into()],
-            input: input.into(),
-            ..FieldError::body(kind, name, msg, Value::Null)
-        }
+        FieldError::at(vec!["query".into(), name.into()], kind, msg, input.into())
     }
 
     /// The same error with constraint details.
