@@ -30,7 +30,7 @@ mod search;
 
 pub use budget::{default_readers, while_client};
 pub use commit::{Row, Sent};
-pub use prune::{Pass, Policy, Pruner, Reason};
+pub use prune::{Pass, Policy, Reason};
 pub use schema::{Backup, backup};
 pub use search::fold;
 
