@@ -27,19 +27,6 @@ pub struct Req {
 }
 
 impl Req {
-    /// Query parameters, split on `&` and `=`, `+` read as a space, percent-decoded. Invalid UTF-8
-    /// after decoding is replaced with U+FFFD (such a value then simply matches nothing).
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
-    }
-
     /// The value of a header sent exactly once; `None` when it is missing or repeated (which one
     /// would count?). `name` in lower case.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -51,26 +38,19 @@ impl Req {
     }
 
     /// The last value of a query parameter (FastAPI's rule for repeated scalars); an empty value
-    /// counts as absent.
+    /// counts as absent. Parameters are split on `&` and `=`, `+` read as a space, and
+    /// percent-decoded; invalid UTF-8 after decoding is replaced with U+FFFD (such a value then
+    /// simply matches nothing).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query_pairs()
-            .into_iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_empty())
+        let pairs = self.query.split('&').filter(|p| !p.is_empty()).rev();
+        let mut found = pairs.map(|p| p.split_once('=').unwrap_or((p, "")));
+        let (_, v) = found.find(|(k, _)| percent_decode(k) == name)?;
+        Some(percent_decode(v)).filter(|v| !v.is_empty())
     }
 }
 
 /// `application/x-www-form-urlencoded` decoding of one component. A `%` not followed by two hex
 /// digits is kept as is, as browsers and Python do.
-/// A 503 that tells the client to come back in a second.
-fn retry_later(why: &str) -> Reply {
-    let mut r = Reply::json(503, &json!({ "detail": why }));
-    r.headers.push(("Retry-After", "1".into()));
-    r
-}
-
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -259,6 +239,13 @@ impl ApiError {
             ApiError::SearchesBusy => retry_later("too many text searches at once"),
         }
     }
+}
+
+/// A 503 that tells the client to come back in a second.
+fn retry_later(why: &str) -> Reply {
+    let mut r = Reply::json(503, &json!({ "detail": why }));
+    r.headers.push(("Retry-After", "1".into()));
+    r
 }
 
 #[cfg(test)]
