@@ -108,34 +108,30 @@ pub fn parse(body: &[u8]) -> Result<Delivery, Vec<FieldError>> {
         loc: vec!["body".into()],
     };
     let (mut rows, mut statuses) = (Vec::new(), [0; 5]);
-    let mut walk = || -> Result<(), Vec<FieldError>> {
-        let object = root.key("object")?;
-        if object.str()? != "whatsapp_business_account" {
-            return Err(object.bad("Input should be 'whatsapp_business_account'"));
-        }
-        for entry in root.key("entry")?.items()? {
-            for change in entry.key("changes")?.items()? {
-                let value = change.key("value")?;
-                if change.v.get("field") != Some(&json!("messages")) {
-                    continue; // another field's change: acknowledged, not kept
-                }
-                if let Some(list) = value.opt("messages") {
-                    let to = value.key("metadata")?.key("display_phone_number")?.str()?;
-                    let to = format!("+{}", to.replace(['+', ' ', '-', '(', ')'], ""));
-                    for m in list.items()? {
-                        rows.push(message(&m, &to)?);
-                    }
-                }
-                let list = value.opt("statuses").map(|s| s.items()).transpose()?;
-                for s in list.unwrap_or_default() {
-                    let status = s.v.get("status").and_then(Value::as_str).unwrap_or("other");
-                    statuses[STATUSES.iter().position(|k| *k == status).unwrap_or(4)] += 1;
+    let object = root.key("object")?;
+    if object.str()? != "whatsapp_business_account" {
+        return Err(object.bad("Input should be 'whatsapp_business_account'"));
+    }
+    for entry in root.key("entry")?.items()? {
+        for change in entry.key("changes")?.items()? {
+            let value = change.key("value")?;
+            if change.v.get("field") != Some(&json!("messages")) {
+                continue; // another field's change: acknowledged, not kept
+            }
+            if let Some(list) = value.opt("messages") {
+                let to = value.key("metadata")?.key("display_phone_number")?.str()?;
+                let to = format!("+{}", to.replace(['+', ' ', '-', '(', ')'], ""));
+                for m in list.items()? {
+                    rows.push(message(&m, &to)?);
                 }
             }
+            let list = value.opt("statuses").map(|s| s.items()).transpose()?;
+            for s in list.unwrap_or_default() {
+                let status = s.v.get("status").and_then(Value::as_str).unwrap_or("other");
+                statuses[STATUSES.iter().position(|k| *k == status).unwrap_or(4)] += 1;
+            }
         }
-        Ok(())
-    };
-    walk()?;
+    }
     Ok((rows, statuses))
 }
 
