@@ -189,12 +189,8 @@ impl Store {
             }
             DbLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::Failed(format!(
-                            "cannot create database folder {}: {e}",
-                            dir.display()
-                        ))
-                    })?;
+                    let fail = |e| format!("cannot create database folder {}: {e}", dir.display());
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Failed(fail(e)))?;
                 }
                 claim = Some(health::claim(path)?);
                 let (write, read, adopting) = schema::connect(path, busy_timeout, readers.max(1))?;
