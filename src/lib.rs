@@ -160,12 +160,9 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         let app = Arc::clone(&app);
         std::thread::spawn(move || adopt(&app));
     }
-    let pruner = pruning.then(|| {
-        let app = Arc::clone(&app);
-        Ticker::start(Duration::from_millis(250), move |go| {
-            prune(&app, &policy, go)
-        })
-    });
+    let pruned = Arc::clone(&app);
+    let pass = move |go: &dyn Fn() -> bool| prune(&pruned, &policy, go);
+    let pruner = pruning.then(|| Ticker::start(Duration::from_millis(250), pass));
     Ok(Running {
         app,
         server,

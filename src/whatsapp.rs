@@ -196,28 +196,18 @@ impl<'a> At<'a> {
 
     /// A field that must be there (a field of what is not an object is missing too).
     fn key(&self, key: &str) -> Result<At<'a>, Vec<FieldError>> {
-        let missing = || {
-            self.child(key.into(), self.v)
-                .fail("missing", "Field required")
-        };
-        self.opt(key).ok_or_else(missing)
+        let at = || self.child(key.into(), self.v);
+        (self.opt(key)).ok_or_else(|| at().fail("missing", "Field required"))
     }
 
     fn str(&self) -> Result<&'a str, Vec<FieldError>> {
-        self.v
-            .as_str()
-            .ok_or_else(|| self.fail("string_type", "Input should be a valid string"))
+        let not = || self.fail("string_type", "Input should be a valid string");
+        self.v.as_str().ok_or_else(not)
     }
 
     fn items(&self) -> Result<Vec<At<'a>>, Vec<FieldError>> {
-        let list = self
-            .v
-            .as_array()
-            .ok_or_else(|| self.fail("list_type", "Input should be a valid list"))?;
-        Ok(list
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.child(i.into(), v))
-            .collect())
+        let not = || self.fail("list_type", "Input should be a valid list");
+        let list = self.v.as_array().ok_or_else(not)?.iter().enumerate();
+        Ok(list.map(|(i, v)| self.child(i.into(), v)).collect())
     }
 }

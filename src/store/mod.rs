@@ -108,12 +108,12 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Failed(why) => f.write_str(why),
-            Error::OverBudget => f.write_str("a read ran past its time budget"),
-            Error::ClientGone => f.write_str("the client hung up"),
-            Error::Busy => f.write_str("as many text searches as allowed are running"),
-        }
+        f.write_str(match self {
+            Error::Failed(why) => why,
+            Error::OverBudget => "a read ran past its time budget",
+            Error::ClientGone => "the client hung up",
+            Error::Busy => "as many text searches as allowed are running",
+        })
     }
 }
 

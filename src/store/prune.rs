@@ -161,7 +161,7 @@ impl Store {
         if p.max_bytes > 0 {
             self.writer.budget_bytes.store(p.max_bytes, Relaxed);
         }
-        self.writer.file_bytes.store(self.file_bytes(), Relaxed);
+        self.file_bytes(); // sets the gauge
         Ok(pass)
     }
 
