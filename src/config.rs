@@ -68,14 +68,9 @@ pub fn help() -> String {
     VARS.iter()
         .map(|v| {
             let default = Some(v.default).filter(|d| !d.is_empty()).unwrap_or("none");
-            let range = v
-                .range
-                .map(|(lo, hi)| format!(", {lo}..={hi}"))
-                .unwrap_or_default();
-            format!(
-                "  {} [default {default}{range}]\n      {}\n",
-                v.name, v.meaning
-            )
+            let range = (v.range).map_or(String::new(), |(lo, hi)| format!(", {lo}..={hi}"));
+            let (name, meaning) = (v.name, v.meaning);
+            format!("  {name} [default {default}{range}]\n      {meaning}\n")
         })
         .collect()
 }

@@ -139,8 +139,7 @@ pub struct FieldError {
 impl FieldError {
     /// An error at `loc` (`["body"]`, `["body","entry",0,"changes"]`, ...).
     pub fn at(loc: Vec<Value>, kind: &'static str, msg: &str, input: Value) -> FieldError {
-        let msg = msg.into();
-        let ctx = None;
+        let (msg, ctx) = (msg.into(), None);
         FieldError {
             kind,
             loc,

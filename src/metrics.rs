@@ -109,12 +109,9 @@ impl Default for Writer {
 pub type Family = (&'static str, &'static str, &'static str, &'static [&'static str]);
 
 /// `db_rows_pruned_total`, its values in the order of `Writer::pruned`.
-const PRUNED: Family = (
-    "db_rows_pruned_total",
-    "Rows deleted by retention, the disk budget or erasure.",
-    "reason",
-    &["retention", "budget", "erase"],
-);
+#[rustfmt::skip] // a table row
+const PRUNED: Family = ("db_rows_pruned_total", "Rows deleted by retention, the disk budget or erasure.",
+    "reason", &["retention", "budget", "erase"]);
 
 /// The service's metrics. Cheap to update from many workers at once.
 #[derive(Default)]

@@ -55,11 +55,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
             let text = app.metrics.render(&app.store.writer, ready(app).is_ok());
             Ok(Reply::bytes(200, metrics::CONTENT_TYPE, text.into_bytes()))
         }
-        ("/openapi.json", "GET") => Ok(Reply::bytes(
-            200,
-            "application/json",
-            OPENAPI.as_bytes().to_vec(),
-        )),
+        ("/openapi.json", "GET") => Ok(Reply::bytes(200, "application/json", OPENAPI.into())),
         ("/erase", "POST") => erase::post(app, req, facts),
         #[cfg(feature = "fault-injection")]
         (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),

@@ -17,6 +17,7 @@
 
 use crate::App;
 use crate::http::{ApiError, Facts, FieldError, Reply, Req};
+use crate::metrics::Family;
 use crate::signature::{self, Claim};
 use crate::store::{Inserted, Message};
 use serde_json::{Map, Value, json};
@@ -70,12 +71,8 @@ impl Outcome {
 }
 
 /// `webhook_requests_total`, for `metrics::Metrics::new`.
-pub const COUNTER: crate::metrics::Family = (
-    "webhook_requests_total",
-    "Webhook outcomes.",
-    "result",
-    &Outcome::LABELS,
-);
+#[rustfmt::skip] // one line reads better than six
+pub const COUNTER: Family = ("webhook_requests_total", "Webhook outcomes.", "result", &Outcome::LABELS);
 
 /// The handler: every check and the insert, then the outcome and message id into `facts`.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
@@ -100,14 +97,11 @@ pub fn tell(facts: &mut Facts, family: &'static str, outcome: &'static str) {
 fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inserted, ApiError> {
     authenticate(app, req)?;
     let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
-    *message_id = payload
-        .get("message_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let id = payload.get("message_id").and_then(Value::as_str);
+    *message_id = id.map(str::to_owned);
     let (message, ts_key) = validate(&payload).map_err(ApiError::Validation)?;
-    app.store
-        .insert(&message, &ts_key, &crate::ts::now_utc())
-        .map_err(|_| ApiError::StorageUnavailable)
+    let stored = app.store.insert(&message, &ts_key, &crate::ts::now_utc());
+    stored.map_err(|_| ApiError::StorageUnavailable)
 }
 
 /// The body within its cap (else 413), a secret configured (else 503) and the request signed

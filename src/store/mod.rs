@@ -320,12 +320,8 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         let edge = |order: &str| {
-            tx.query_row(
-                &format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1"),
-                [],
-                |r| r.get(0),
-            )
-            .optional()
+            let sql = format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1");
+            tx.query_row(&sql, [], |r| r.get(0)).optional()
         };
         let stats = Stats {
             total_messages: counter(&tx, "messages")?,
