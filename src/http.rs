@@ -55,20 +55,15 @@ pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
+    let digit = |j: usize| b.get(j).copied().and_then(hex_val);
     while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let digit = |j: usize| b.get(j).copied().and_then(hex_val);
-                match (digit(i + 1), digit(i + 2)) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi * 16 + lo);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
+        match (b[i], digit(i + 1), digit(i + 2)) {
+            (b'+', ..) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi * 16 + lo);
+                i += 2;
             }
-            c => out.push(c),
+            (c, ..) => out.push(c),
         }
         i += 1;
     }

@@ -186,23 +186,19 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
         if changed == 1 {
             new_messages += 1;
             hours::record(&tx, &job.ts_key)?;
-            let bumped = tx
-                .prepare_cached("UPDATE senders SET n = n + 1 WHERE from_msisdn = ?1")?
-                .execute([&m.from])?;
-            if bumped == 0 {
-                tx.prepare_cached("INSERT INTO senders VALUES (?1, 1)")?
-                    .execute([&m.from])?;
-                new_senders += 1;
-            }
+            // The sender's count after this row: 1 for a new sender.
+            let sender = "INSERT INTO senders VALUES (?1, 1)
+                          ON CONFLICT (from_msisdn) DO UPDATE SET n = n + 1 RETURNING n";
+            let n: i64 = tx
+                .prepare_cached(sender)?
+                .query_row([&m.from], |r| r.get(0))?;
+            new_senders += i64::from(n == 1);
         }
         // One row: 0 changed is the id already there, 1 a new row.
         let inserted = [Inserted::Duplicate, Inserted::New][changed];
         outcomes.insert(job.seq, inserted);
     }
-    let mut count = tx.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
-    count.execute(params!["messages", new_messages])?;
-    count.execute(params!["senders", new_senders])?;
-    drop(count);
+    super::add_counts(&tx, new_messages, new_senders)?;
     if new_messages > 0 {
         search::index_new_rows(&tx)?;
     }

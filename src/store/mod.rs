@@ -423,6 +423,15 @@ impl Where {
     }
 }
 
+/// Adds to the `messages` and `senders` counters (a negative number takes away): what a write
+/// or a deletion changed, in its transaction.
+fn add_counts(conn: &Connection, messages: i64, senders: i64) -> Result<(), Error> {
+    let mut count = conn.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
+    count.execute(rusqlite::params!["messages", messages])?;
+    count.execute(rusqlite::params!["senders", senders])?;
+    Ok(())
+}
+
 /// A value from the `counters` table.
 fn counter(conn: &Connection, name: &str) -> Result<i64, Error> {
     Ok(conn

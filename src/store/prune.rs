@@ -237,10 +237,7 @@ impl Store {
             tx.prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
                 .execute([rowid])?;
         }
-        let mut count = tx.prepare_cached("UPDATE counters SET n = n - ?2 WHERE name = ?1")?;
-        count.execute(rusqlite::params!["messages", rows.len() as i64])?;
-        count.execute(rusqlite::params!["senders", gone_senders])?;
-        drop(count);
+        super::add_counts(&tx, -(rows.len() as i64), -gone_senders)?;
         search::after_delete(&tx)?;
         tx.commit()?;
         Ok(rows.len() as u64)
