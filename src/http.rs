@@ -106,6 +106,12 @@ impl Reply {
         Reply::bytes(status, "application/json", body.to_string().into_bytes())
     }
 
+    /// The same reply with one more header.
+    pub fn with(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
     /// A reply whose body is already serialised (the metrics text, the OpenAPI document).
     pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply {
@@ -202,9 +208,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => detail(404, "Not Found"),
             ApiError::MethodNotAllowed(allow) => {
-                let mut r = detail(405, "Method Not Allowed");
-                r.headers.push(("Allow", allow.to_string()));
-                r
+                detail(405, "Method Not Allowed").with("Allow", allow.into())
             }
             ApiError::PayloadTooLarge => detail(413, "payload too large"),
             ApiError::NotConfigured(var) => detail(503, &format!("{var} not configured")),
@@ -237,9 +241,7 @@ impl ApiError {
 
 /// A 503 that tells the client to come back in a second.
 fn retry_later(why: &str) -> Reply {
-    let mut r = Reply::json(503, &json!({ "detail": why }));
-    r.headers.push(("Retry-After", "1".into()));
-    r
+    Reply::json(503, &json!({ "detail": why })).with("Retry-After", "1".into())
 }
 
 #[cfg(test)]

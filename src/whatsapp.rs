@@ -56,9 +56,8 @@ pub fn handshake(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiEr
     let outcome = ["forbidden", "verified"][usize::from(challenge.is_some())];
     webhook::tell(facts, COUNTERS[0].0, outcome);
     let challenge = challenge.ok_or(ApiError::Forbidden)?;
-    let mut r = Reply::bytes(200, "text/plain; charset=utf-8", challenge.into_bytes());
-    r.headers.push(("X-Content-Type-Options", "nosniff".into()));
-    Ok(r)
+    let r = Reply::bytes(200, "text/plain; charset=utf-8", challenge.into_bytes());
+    Ok(r.with("X-Content-Type-Options", "nosniff".into()))
 }
 
 /// POST: a delivery. The checks in their order, then the insert and the counts.
