@@ -234,10 +234,8 @@ fn adopt(app: &App) {
                 .raw("rows_per_second", rate.round()),
         );
     };
-    match app
-        .store
-        .adopt(|done, total| progress("adopting", done, total))
-    {
+    let step = |done, total| progress("adopting", done, total);
+    match app.store.adopt(step) {
         Ok((done, total)) => progress("adopted", done, total),
         Err(e) => app.log.write(
             (Line::new(Level::Error).str("event", "adoption_failed")).str("error", &e.to_string()),
