@@ -68,14 +68,9 @@ pub fn help() -> String {
     VARS.iter()
         .map(|v| {
             let default = Some(v.default).filter(|d| !d.is_empty()).unwrap_or("none");
-            let range = v
-                .range
-                .map(|(lo, hi)| format!(", {lo}..={hi}"))
-                .unwrap_or_default();
-            format!(
-                "  {} [default {default}{range}]\n      {}\n",
-                v.name, v.meaning
-            )
+            let range = (v.range).map_or(String::new(), |(lo, hi)| format!(", {lo}..={hi}"));
+            let (name, meaning) = (v.name, v.meaning);
+            format!("  {name} [default {default}{range}]\n      {meaning}\n")
         })
         .collect()
 }
@@ -126,7 +121,8 @@ impl Config {
 
     /// Reads variables through `get`, applying the defaults of `VARS`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let text = |name: &str| get(name).or_else(|| default_of(name).map(String::from));
+        let text = |name: &str| get(name).or_else(|| lookup(name).map(|v| v.default.into()));
+        let given = |name: &str| get(name).filter(|s| !s.is_empty());
         let db = parse_database_url(&text("DATABASE_URL").unwrap_or_default())?;
         let level = text("LOG_LEVEL").unwrap_or_default();
         let log_level = Level::parse(&level).ok_or_else(|| {
@@ -136,30 +132,30 @@ impl Config {
         let bad_host =
             |_| format!("HOST must be an IP address (0.0.0.0, 127.0.0.1, ::), got {host:?}");
         let host = host.trim().parse().map_err(bad_host)?;
-        let n = |name: &str| number(&get, name);
+        let n = |name: &str| number(name, text(name));
         Ok(Config {
             db,
-            secret: get("WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            secret: given("WEBHOOK_SECRET"),
             log_level,
             port: n("PORT")? as u16,
             host,
             workers: n("WORKERS")?,
             max_body_bytes: n("MAX_BODY_BYTES")?,
-            secret_previous: get("WEBHOOK_SECRET_PREVIOUS").filter(|s| !s.is_empty()),
+            secret_previous: given("WEBHOOK_SECRET_PREVIOUS"),
             max_header_bytes: n("MAX_HEADER_BYTES")?,
-            max_connections: auto(&get, "MAX_CONNECTIONS")?,
+            max_connections: n("MAX_CONNECTIONS")?,
             idle_timeout_ms: n("IDLE_TIMEOUT_MS")? as u64,
             read_timeout_ms: n("READ_TIMEOUT_MS")? as u64,
             request_timeout_ms: n("REQUEST_TIMEOUT_MS")? as u64,
             write_timeout_ms: n("WRITE_TIMEOUT_MS")? as u64,
             busy_timeout_ms: n("BUSY_TIMEOUT_MS")? as u64,
             read_budget_ms: n("READ_BUDGET_MS")? as u64,
-            read_connections: auto(&get, "READ_CONNECTIONS")?,
+            read_connections: n("READ_CONNECTIONS")?,
             tolerance_seconds: n("WEBHOOK_TOLERANCE_SECONDS")? as u64,
-            whatsapp_verify_token: get("WHATSAPP_VERIFY_TOKEN").filter(|s| !s.is_empty()),
+            whatsapp_verify_token: given("WHATSAPP_VERIFY_TOKEN"),
             whatsapp_secrets: ["WHATSAPP_APP_SECRET", "WHATSAPP_APP_SECRET_PREVIOUS"]
                 .into_iter()
-                .filter_map(|name| get(name).filter(|s| !s.is_empty()))
+                .filter_map(given)
                 .collect(),
             retention_days: n("RETENTION_DAYS")? as u64,
             max_db_mb: n("MAX_DB_MB")? as u64,
@@ -167,24 +163,21 @@ impl Config {
     }
 }
 
-/// A numeric variable that may also be `auto` (its default): 0 stands for `auto`.
-fn auto(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<usize, String> {
-    match get(name).as_deref().map(str::trim) {
-        None | Some("auto") => Ok(0),
-        Some(_) => number(get, name),
-    }
+/// The variable `name` of `VARS`.
+fn lookup(name: &str) -> Option<&'static Var> {
+    VARS.iter().find(|v| v.name == name)
 }
 
-fn default_of(name: &str) -> Option<&'static str> {
-    VARS.iter().find(|v| v.name == name).map(|v| v.default)
-}
-
-/// A numeric variable within its range in `VARS`, or its default when unset.
-fn number(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<usize, String> {
-    let var = VARS.iter().find(|v| v.name == name);
+/// A numeric variable's `value` (given, else its default) within its range in `VARS`; one whose
+/// default is `auto` may also be `auto`, which is 0.
+fn number(name: &str, value: Option<String>) -> Result<usize, String> {
+    let var = lookup(name);
     let (min, max) = var.and_then(|v| v.range).unwrap_or((0, 0));
-    let value = get(name).or_else(|| var.map(|v| v.default.to_string()));
-    match value.as_deref().map(|v| v.trim().parse::<usize>()) {
+    let value_trimmed = value.as_deref().map(str::trim);
+    if var.is_some_and(|v| v.default == "auto") && value_trimmed == Some("auto") {
+        return Ok(0);
+    }
+    match value_trimmed.map(str::parse::<usize>) {
         Some(Ok(n)) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!(
             "{name} must be an integer from {min} to {max}, got {:?}",

@@ -9,33 +9,16 @@
 //! Uses: `http`, `webhook`, `store`, serde_json.
 
 use crate::App;
-use crate::http::{ApiError, Facts, FieldError, Reply, Req};
+use crate::http::{ApiError, Facts, Reply, Req};
 use crate::webhook;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     webhook::authenticate(app, req)?;
     let body = webhook::parse_body(&req.body).map_err(ApiError::Validation)?;
-    let error = match body.get("from") {
-        Some(Value::String(from)) => webhook::msisdn_error("from", from),
-        Some(v) => Some(FieldError::body(
-            "string_type",
-            "from",
-            "Input should be a valid string",
-            v.clone(),
-        )),
-        None => Some(FieldError::body(
-            "missing",
-            "from",
-            "Field required",
-            Value::Object(body.clone()),
-        )),
-    };
-    if let Some(e) = error {
-        return Err(ApiError::Validation(vec![e]));
-    }
-    let from = body.get("from").and_then(Value::as_str).unwrap_or_default();
-    let erased = (app.store.erase_sender(from)).map_err(|_| ApiError::StorageUnavailable)?;
+    let from = webhook::string_field(&body, "from", |s| webhook::msisdn_error("from", s));
+    let from = from.map_err(ApiError::Validation)?;
+    let erased = (app.store.erase_sender(&from)).map_err(|_| ApiError::StorageUnavailable)?;
     facts.erased = Some(erased);
     Ok(Reply::json(200, &json!({ "erased": erased })))
 }

@@ -27,19 +27,6 @@ pub struct Req {
 }
 
 impl Req {
-    /// Query parameters, split on `&` and `=`, `+` read as a space, percent-decoded. Invalid UTF-8
-    /// after decoding is replaced with U+FFFD (such a value then simply matches nothing).
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
-    }
-
     /// The value of a header sent exactly once; `None` when it is missing or repeated (which one
     /// would count?). `name` in lower case.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -51,44 +38,32 @@ impl Req {
     }
 
     /// The last value of a query parameter (FastAPI's rule for repeated scalars); an empty value
-    /// counts as absent.
+    /// counts as absent. Parameters are split on `&` and `=`, `+` read as a space, and
+    /// percent-decoded; invalid UTF-8 after decoding is replaced with U+FFFD (such a value then
+    /// simply matches nothing).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query_pairs()
-            .into_iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_empty())
+        let pairs = self.query.split('&').filter(|p| !p.is_empty()).rev();
+        let mut found = pairs.map(|p| p.split_once('=').unwrap_or((p, "")));
+        let (_, v) = found.find(|(k, _)| percent_decode(k) == name)?;
+        Some(percent_decode(v)).filter(|v| !v.is_empty())
     }
 }
 
 /// `application/x-www-form-urlencoded` decoding of one component. A `%` not followed by two hex
 /// digits is kept as is, as browsers and Python do.
-/// A 503 that tells the client to come back in a second.
-fn retry_later(why: &str) -> Reply {
-    let mut r = Reply::json(503, &json!({ "detail": why }));
-    r.headers.push(("Retry-After", "1".into()));
-    r
-}
-
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
+    let digit = |j: usize| b.get(j).copied().and_then(hex_val);
     while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let digit = |j: usize| b.get(j).copied().and_then(hex_val);
-                match (digit(i + 1), digit(i + 2)) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi * 16 + lo);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
+        match (b[i], digit(i + 1), digit(i + 2)) {
+            (b'+', ..) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi * 16 + lo);
+                i += 2;
             }
-            c => out.push(c),
+            (c, ..) => out.push(c),
         }
         i += 1;
     }
@@ -131,6 +106,12 @@ impl Reply {
         Reply::bytes(status, "application/json", body.to_string().into_bytes())
     }
 
+    /// The same reply with one more header.
+    pub fn with(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
     /// A reply whose body is already serialised (the metrics text, the OpenAPI document).
     pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply {
@@ -157,24 +138,26 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// An error on body field `field` (`loc: ["body", field]`).
-    pub fn body(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+    /// An error at `loc` (`["body"]`, `["body","entry",0,"changes"]`, ...).
+    pub fn at(loc: Vec<Value>, kind: &'static str, msg: &str, input: Value) -> FieldError {
+        let (msg, ctx) = (msg.into(), None);
         FieldError {
             kind,
-            loc: vec!["body".into(), field.into()],
-            msg: msg.into(),
+            loc,
+            msg,
             input,
-            ctx: None,
+            ctx,
         }
+    }
+
+    /// An error on body field `field` (`loc: ["body", field]`).
+    pub fn body(kind: &'static str, field: &str, msg: &str, input: Value) -> FieldError {
+        FieldError::at(vec!["body".into(), field.into()], kind, msg, input)
     }
 
     /// An error on query parameter `name` (`loc: ["query", name]`).
     pub fn query(kind: &'static str, name: &str, msg: &str, input: &str) -> FieldError {
-        FieldError {
-            loc: vec!["query".into(), name.into()],
-            input: input.into(),
-            ..FieldError::body(kind, name, msg, Value::Null)
-        }
+        FieldError::at(vec!["query".into(), name.into()], kind, msg, input.into())
     }
 
     /// The same error with constraint details.
@@ -225,9 +208,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => detail(404, "Not Found"),
             ApiError::MethodNotAllowed(allow) => {
-                let mut r = detail(405, "Method Not Allowed");
-                r.headers.push(("Allow", allow.to_string()));
-                r
+                detail(405, "Method Not Allowed").with("Allow", allow.into())
             }
             ApiError::PayloadTooLarge => detail(413, "payload too large"),
             ApiError::NotConfigured(var) => detail(503, &format!("{var} not configured")),
@@ -256,6 +237,11 @@ impl ApiError {
             ApiError::SearchesBusy => retry_later("too many text searches at once"),
         }
     }
+}
+
+/// A 503 that tells the client to come back in a second.
+fn retry_later(why: &str) -> Reply {
+    Reply::json(503, &json!({ "detail": why })).with("Retry-After", "1".into())
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@
 //!
 //! This file: `App` (what handlers may use), `start()` (used by `main` and the tests alike; it
 //! runs an adoption and, when configured, pruning in the background), `Running` (`addr()`,
-//! `stop()`), and `lock`, the one poisoned-lock rule.
+//! `stop()`), `Ticker` (the threads of the health monitor and of pruning), and `lock`, the one
+//! poisoned-lock rule.
 
 pub mod config;
 pub mod erase;
@@ -47,7 +48,9 @@ pub mod wire;
 use config::{Config, DbLocation};
 use log::{Level, Line, Logger};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// Takes a lock even if a panic poisoned it. Every lock here guards data that stays sound when
 /// a holder panics: SQLite connections (rusqlite rolls back an open transaction when it is
@@ -69,8 +72,8 @@ pub struct App {
 pub struct Running {
     app: Arc<App>,
     server: server::Server,
-    monitor: Monitor,
-    pruner: Option<store::Pruner>,
+    monitor: Ticker,
+    pruner: Option<Ticker>,
 }
 
 /// Descriptors kept back from `MAX_CONNECTIONS=auto` for the database files, the listener, the
@@ -88,14 +91,14 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         let max = nofile.saturating_sub(FD_RESERVE).max(nofile / 2).max(1);
         config.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    let busy = std::time::Duration::from_millis(config.busy_timeout_ms);
+    let busy = Duration::from_millis(config.busy_timeout_ms);
     let readers = match config.read_connections {
         0 => store::default_readers(),
         n => n,
     };
     let store = store::Store::open_with_readers(&config.db, busy, readers)
         .map_err(|e| format!("cannot open database: {e}"))?;
-    store.set_read_budget(std::time::Duration::from_millis(config.read_budget_ms));
+    store.set_read_budget(Duration::from_millis(config.read_budget_ms));
     store.set_search_cap(config.workers - config.workers / 4);
     let mut metrics =
         metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat());
@@ -114,7 +117,8 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         log,
     });
     app.store.probe();
-    let monitor = Monitor::start(Arc::clone(&app));
+    let probed = Arc::clone(&app);
+    let monitor = Ticker::start(Duration::from_millis(100), move |_| probed.store.probe());
     let server = match server::Server::start(Arc::clone(&app)) {
         Ok(server) => server,
         Err(e) => {
@@ -156,10 +160,9 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         let app = Arc::clone(&app);
         std::thread::spawn(move || adopt(&app));
     }
-    let pruner = pruning.then(|| {
-        let app = Arc::clone(&app);
-        store::Pruner::start(move |go| prune(&app, &policy, go))
-    });
+    let pruned = Arc::clone(&app);
+    let pass = move |go: &dyn Fn() -> bool| prune(&pruned, &policy, go);
+    let pruner = pruning.then(|| Ticker::start(Duration::from_millis(250), pass));
     Ok(Running {
         app,
         server,
@@ -189,30 +192,31 @@ fn prune(app: &App, policy: &store::Policy, go: &dyn Fn() -> bool) {
     }
 }
 
-/// The thread that probes the store's health every 100 ms, so that readiness and /metrics read a
-/// verdict instead of waiting for a lock or a busy timeout.
-struct Monitor {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
+/// A thread that runs `tick` now and then every `period` until stopped: the health monitor
+/// (every 100 ms, so that readiness and /metrics read a verdict instead of waiting for a lock or
+/// a busy timeout) and the pruning passes (every 250 ms). `tick` gets a "go on" flag that turns
+/// false when `stop` is called, so a long pass ends between two batches.
+struct Ticker(Arc<AtomicBool>, std::thread::JoinHandle<()>);
 
-impl Monitor {
-    fn start(app: Arc<App>) -> Monitor {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+impl Ticker {
+    fn start(period: Duration, mut tick: impl FnMut(&dyn Fn() -> bool) + Send + 'static) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let go = move || !stopped.load(SeqCst);
         let thread = std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-                std::thread::park_timeout(std::time::Duration::from_millis(100));
-                app.store.probe();
+            while go() {
+                tick(&go);
+                std::thread::park_timeout(period);
             }
         });
-        Monitor { stop, thread }
+        Ticker(stop, thread)
     }
 
+    /// Ends the tick under way at its next batch and waits for the thread.
     fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread.thread().unpark();
-        let _ = self.thread.join();
+        self.0.store(true, SeqCst);
+        self.1.thread().unpark();
+        let _ = self.1.join();
     }
 }
 
@@ -230,10 +234,8 @@ fn adopt(app: &App) {
                 .raw("rows_per_second", rate.round()),
         );
     };
-    match app
-        .store
-        .adopt(|done, total| progress("adopting", done, total))
-    {
+    let step = |done, total| progress("adopting", done, total);
+    match app.store.adopt(step) {
         Ok((done, total)) => progress("adopted", done, total),
         Err(e) => app.log.write(
             (Line::new(Level::Error).str("event", "adoption_failed")).str("error", &e.to_string()),

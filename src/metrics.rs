@@ -48,12 +48,8 @@ impl Histogram {
     }
 
     pub fn observe(&self, value: f64) {
-        let slot = self
-            .bounds
-            .iter()
-            .position(|&le| value <= le)
-            .unwrap_or(self.bounds.len());
-        self.counts[slot].fetch_add(1, Relaxed);
+        let slot = self.bounds.iter().position(|&le| value <= le);
+        self.counts[slot.unwrap_or(self.bounds.len())].fetch_add(1, Relaxed);
         self.sum_billionths.fetch_add((value * 1e9) as u64, Relaxed);
     }
 
@@ -64,29 +60,19 @@ impl Histogram {
             running += c.load(Relaxed);
             running
         });
-        (
-            cumulative.collect(),
-            self.sum_billionths.load(Relaxed) as f64 / 1e9,
-        )
+        let sum = self.sum_billionths.load(Relaxed) as f64 / 1e9;
+        (cumulative.collect(), sum)
     }
 
     /// The `_bucket`, `_sum` and `_count` samples of `name` with these labels.
     fn render(&self, out: &mut String, name: &str, pairs: &[(&str, &str)]) {
         let (cumulative, sum) = self.snapshot();
-        let les = self
-            .bounds
-            .iter()
-            .map(f64::to_string)
-            .chain(["+Inf".to_string()]);
-        for (le, n) in les.zip(&cumulative) {
+        let bounds = self.bounds.iter().map(f64::to_string);
+        for (le, n) in bounds.chain(["+Inf".into()]).zip(&cumulative) {
             let l = labels(&[pairs, &[("le", &le)]].concat());
             let _ = writeln!(out, "{name}_bucket{l} {n}");
         }
-        let l = if pairs.is_empty() {
-            String::new()
-        } else {
-            labels(pairs)
-        };
+        let l = labels(pairs);
         let _ = writeln!(out, "{name}_sum{l} {sum}");
         let _ = writeln!(out, "{name}_count{l} {}", cumulative[self.bounds.len()]);
     }
@@ -122,7 +108,13 @@ impl Default for Writer {
 #[rustfmt::skip] // one line reads better than four
 pub type Family = (&'static str, &'static str, &'static str, &'static [&'static str]);
 
+/// `db_rows_pruned_total`, its values in the order of `Writer::pruned`.
+#[rustfmt::skip] // a table row
+const PRUNED: Family = ("db_rows_pruned_total", "Rows deleted by retention, the disk budget or erasure.",
+    "reason", &["retention", "budget", "erase"]);
+
 /// The service's metrics. Cheap to update from many workers at once.
+#[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     /// The counter families with fixed labels (`webhook_requests_total`, the WhatsApp webhook's),
@@ -154,20 +146,10 @@ impl Metrics {
     /// `http_requests_total` in this order.
     pub fn new(families: &[Family]) -> Metrics {
         Metrics {
-            http: Mutex::default(),
             families: (families.iter())
                 .map(|f| (*f, f.3.iter().map(|_| AtomicU64::new(0)).collect()))
                 .collect(),
-            latency: Mutex::default(),
-            rejected_connections: AtomicU64::new(0),
-            shed_connections: AtomicU64::new(0),
-            open_connections: Arc::default(),
-            idle_connections: AtomicUsize::new(0),
-            in_progress: AtomicUsize::new(0),
-            reads_over_budget: AtomicU64::new(0),
-            connection_panics: AtomicU64::new(0),
-            searches_refused: AtomicU64::new(0),
-            log_lines_dropped: Arc::default(),
+            ..Metrics::default()
         }
     }
 
@@ -203,39 +185,24 @@ impl Metrics {
     /// The service's own families, deterministic for a given history (pinned by a golden test).
     pub fn render_service(&self, writer: &Writer, ready: bool) -> String {
         let mut out = String::with_capacity(4096);
-        family(
-            &mut out,
-            "http_requests_total",
-            "counter",
-            "Total HTTP requests.",
-        );
+        let (http, latency) = ("http_requests_total", "request_latency_seconds");
+        family(&mut out, http, "counter", "Total HTTP requests.");
         for ((method, path, status), n) in lock(&self.http).iter() {
-            let labels = labels(&[
-                ("method", method),
-                ("path", path),
-                ("status", &status.to_string()),
-            ]);
-            let _ = writeln!(out, "http_requests_total{labels} {n}");
+            let status = status.to_string();
+            let l = labels(&[("method", method), ("path", path), ("status", &status)]);
+            let _ = writeln!(out, "{http}{l} {n}");
         }
-        for ((name, help, label, values), counts) in &self.families {
-            family(&mut out, name, "counter", help);
-            for (value, n) in values.iter().zip(counts) {
-                let l = labels(&[(label, value)]);
-                let _ = writeln!(out, "{name}{l} {}", n.load(Relaxed));
-            }
+        for (f, counts) in &self.families {
+            counter(&mut out, f, counts);
         }
         family(
             &mut out,
-            "request_latency_seconds",
+            latency,
             "histogram",
             "Request latency in seconds.",
         );
         for ((method, path), hist) in lock(&self.latency).iter() {
-            hist.render(
-                &mut out,
-                "request_latency_seconds",
-                &[("method", method), ("path", path)],
-            );
+            hist.render(&mut out, latency, &[("method", method), ("path", path)]);
         }
         #[rustfmt::skip] // a table: one sample a line
         let connections = [
@@ -258,8 +225,7 @@ impl Metrics {
             ("service_ready", "gauge", "1 when /health/ready would answer 200, else 0.", u64::from(ready)),
         ];
         for (name, kind, help, value) in connections {
-            family(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
+            sample(&mut out, name, kind, help, value);
         }
         #[rustfmt::skip] // a table: one family a line
         let histograms = [
@@ -270,29 +236,14 @@ impl Metrics {
             family(&mut out, name, "histogram", help);
             hist.render(&mut out, name, &[]);
         }
-        let name = "db_rows_pruned_total";
-        family(
-            &mut out,
-            name,
-            "counter",
-            "Rows deleted by retention, the disk budget or erasure.",
-        );
-        for (reason, n) in ["retention", "budget", "erase"].iter().zip(&writer.pruned) {
-            let _ = writeln!(
-                out,
-                "{name}{} {}",
-                labels(&[("reason", reason)]),
-                n.load(Relaxed)
-            );
-        }
+        counter(&mut out, &PRUNED, &writer.pruned);
         #[rustfmt::skip] // a table: one sample a line
         let files = [
             ("db_file_bytes", "Bytes of the database file and its WAL.", &writer.file_bytes),
             ("db_budget_bytes", "MAX_DB_MB in bytes; 0 without a budget.", &writer.budget_bytes),
         ];
         for (name, help, value) in files {
-            family(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+            sample(&mut out, name, "gauge", help, value.load(Relaxed));
         }
         out
     }
@@ -311,21 +262,37 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// `{a="x",b="y"}` with values escaped as the format requires (`\\`, `\"`, `\n`).
-fn labels(pairs: &[(&str, &str)]) -> String {
-    let mut s = String::from("{");
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(s, "{k}=\"{v}\"");
+/// A family of one unlabelled sample.
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A counter family with fixed labels, and each value's count, in order.
+fn counter(out: &mut String, (name, help, label, values): &Family, counts: &[AtomicU64]) {
+    family(out, name, "counter", help);
+    for (value, n) in values.iter().zip(counts) {
+        let _ = writeln!(
+            out,
+            "{name}{} {}",
+            labels(&[(label, value)]),
+            n.load(Relaxed)
+        );
     }
-    s.push('}');
-    s
+}
+
+/// `{a="x",b="y"}` with values escaped as the format requires (`\\`, `\"`, `\n`); nothing
+/// for no labels.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let pair = |(k, v): &(&str, &str)| {
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("{k}=\"{}\"", v.replace('\n', "\\n"))
+    };
+    let pairs: Vec<String> = pairs.iter().map(pair).collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// `process_*` gauges from /proc/self, where it exists; elsewhere they are left out.
@@ -366,8 +333,7 @@ fn render_process(out: &mut String) {
     ];
     for (name, kind, help, value) in samples {
         if let Some(v) = value {
-            family(out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
+            sample(out, name, kind, help, v);
         }
     }
 }

@@ -55,11 +55,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
             let text = app.metrics.render(&app.store.writer, ready(app).is_ok());
             Ok(Reply::bytes(200, metrics::CONTENT_TYPE, text.into_bytes()))
         }
-        ("/openapi.json", "GET") => Ok(Reply::bytes(
-            200,
-            "application/json",
-            OPENAPI.as_bytes().to_vec(),
-        )),
+        ("/openapi.json", "GET") => Ok(Reply::bytes(200, "application/json", OPENAPI.into())),
         ("/erase", "POST") => erase::post(app, req, facts),
         #[cfg(feature = "fault-injection")]
         (path, "POST" | "GET") if path.starts_with("/__fault/") => fault(app, path),
@@ -97,10 +93,8 @@ pub fn route_label(path: &str) -> &'static str {
 /// path. /metrics reports the same rule as `service_ready`, so an alert needs no prober.
 fn ready(app: &App) -> Result<(), &'static str> {
     app.store.health()?;
-    match app.config.secret {
-        None => Err("WEBHOOK_SECRET not configured"),
-        Some(_) => Ok(()),
-    }
+    let secret = app.config.secret.as_ref().map(|_| ());
+    secret.ok_or("WEBHOOK_SECRET not configured")
 }
 
 /// Test builds only: panic on purpose, to prove a panic costs one request; run a read that

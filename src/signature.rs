@@ -69,8 +69,8 @@ pub struct Claim {
 impl Claim {
     /// An `X-Signature` or `X-Hub-Signature-256` header; `None` when it is malformed.
     pub fn hex(header: &str) -> Option<Claim> {
-        let (signatures, prefix) = (vec![parse_hex(header)?.to_vec()], String::new());
-        let key = |s: &str| s.as_bytes().to_vec();
+        let signatures = vec![parse_hex(header)?.to_vec()];
+        let (key, prefix) = (|s: &str| s.as_bytes().to_vec(), String::new());
         Some(Claim {
             key,
             prefix,
@@ -95,8 +95,7 @@ impl Claim {
             .split_ascii_whitespace()
             .filter_map(|entry| base64(entry.strip_prefix("v1,")?))
             .collect();
-        let prefix = format!("{id}.{ts}.");
-        let key = standard_key;
+        let (key, prefix) = (standard_key, format!("{id}.{ts}."));
         Some(Claim {
             key,
             prefix,

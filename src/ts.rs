@@ -73,12 +73,8 @@ pub fn parse_since(s: &str) -> Option<String> {
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            let (h, m) = if *sign == b'-' {
-                (-hours, -minutes)
-            } else {
-                (hours, minutes)
-            };
-            UtcOffset::from_hms(h, m, 0).ok()?
+            let sign = if *sign == b'-' { -1 } else { 1 };
+            UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()?
         }
         _ => return None,
     };
@@ -107,17 +103,10 @@ pub fn utc_days_ago(days: u64) -> String {
     utc_ms(time::OffsetDateTime::now_utc() - time::Duration::days(days))
 }
 
+/// `key`'s form cut to milliseconds.
 fn utc_ms(now: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    )
+    let key = key(PrimitiveDateTime::new(now.date(), now.time()));
+    format!("{}Z", &key[..23])
 }
 
 /// Seconds since the Unix epoch now (Standard Webhooks' timestamps are checked against it).
@@ -214,11 +203,7 @@ fn parse_date(b: &[u8]) -> Option<Date> {
 
 /// Two ASCII digits as a number; anything else (including non-ASCII digits) is `None`.
 fn two_digits(a: u8, b: u8) -> Option<u8> {
-    if a.is_ascii_digit() && b.is_ascii_digit() {
-        Some((a - b'0') * 10 + (b - b'0'))
-    } else {
-        None
-    }
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
 }
 
 #[cfg(test)]

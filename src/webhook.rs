@@ -8,12 +8,16 @@
 //! other by `X-Signature`; both with `WEBHOOK_SECRET` and `WEBHOOK_SECRET_PREVIOUS`.
 //!
 //! Owns: which scheme a request uses, body validation, the `Outcome` of a webhook request and its
-//! label (the `result` of the log line and of `webhook_requests_total`).
+//! label (the `result` of the log line and of `webhook_requests_total`); for every signed route
+//! (/webhook/whatsapp and /erase too) the checks before the body (`signed`), the JSON body's
+//! outer checks and a string field's (`parse_body`, `string_field`), what a failure's outcome is
+//! (`Outcome::of`) and how an outcome is told (`tell`).
 //! Leaves out: the schemes themselves (`signature`), the timestamp grammar and the clock (`ts`),
 //! storage (`store`). Uses: `http`, `signature`, `store`, `ts`, serde_json.
 
 use crate::App;
 use crate::http::{ApiError, Facts, FieldError, Reply, Req};
+use crate::metrics::Family;
 use crate::signature::{self, Claim};
 use crate::store::{Inserted, Message};
 use serde_json::{Map, Value, json};
@@ -39,28 +43,30 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome's label, in the order of the variants (the metrics show all, at 0 until seen).
-    pub const LABELS: [&'static str; 7] = [
-        "created",
-        "duplicate",
-        "invalid_signature",
-        "validation_error",
-        "payload_too_large",
-        "not_configured",
-        "storage_error",
-    ];
+    #[rustfmt::skip] // a list, two lines rather than nine
+    pub const LABELS: [&'static str; 7] = ["created", "duplicate", "invalid_signature",
+        "validation_error", "payload_too_large", "not_configured", "storage_error"];
 
     pub fn label(self) -> &'static str {
         Outcome::LABELS[self as usize]
     }
+
+    /// The outcome of a webhook request (either route's) that failed with `e`: a signed route
+    /// fails in no other way than these and storage.
+    pub fn of(e: &ApiError) -> Outcome {
+        match e {
+            ApiError::PayloadTooLarge => Outcome::PayloadTooLarge,
+            ApiError::NotConfigured(_) => Outcome::NotConfigured,
+            ApiError::InvalidSignature => Outcome::InvalidSignature,
+            ApiError::Validation(_) => Outcome::ValidationError,
+            _ => Outcome::StorageError,
+        }
+    }
 }
 
 /// `webhook_requests_total`, for `metrics::Metrics::new`.
-pub const COUNTER: crate::metrics::Family = (
-    "webhook_requests_total",
-    "Webhook outcomes.",
-    "result",
-    &Outcome::LABELS,
-);
+#[rustfmt::skip] // one line reads better than six
+pub const COUNTER: Family = ("webhook_requests_total", "Webhook outcomes.", "result", &Outcome::LABELS);
 
 /// The handler: every check and the insert, then the outcome and message id into `facts`.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
@@ -68,53 +74,65 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
     let outcome = match &result {
         Ok(Inserted::New) => Outcome::Created,
         Ok(Inserted::Duplicate) => Outcome::Duplicate,
-        Err(ApiError::PayloadTooLarge) => Outcome::PayloadTooLarge,
-        Err(ApiError::NotConfigured(_)) => Outcome::NotConfigured,
-        Err(ApiError::InvalidSignature) => Outcome::InvalidSignature,
-        Err(ApiError::Validation(_)) => Outcome::ValidationError,
-        // `receive` fails in no other way than storage.
-        Err(_) => Outcome::StorageError,
+        Err(e) => Outcome::of(e),
     };
-    facts.webhook_result = Some(outcome.label());
-    facts.counts.push((COUNTER.0, outcome.label(), 1));
+    tell(facts, COUNTER.0, outcome.label());
     result.map(|_| Reply::json(200, &json!({"status": "ok"})))
+}
+
+/// Records a webhook request's outcome (either route's, counted in `family`) for the log line
+/// and the metrics.
+pub fn tell(facts: &mut Facts, family: &'static str, outcome: &'static str) {
+    facts.webhook_result = Some(outcome);
+    facts.counts.push((family, outcome, 1));
 }
 
 /// The checks in their order, then the insert. Sets `message_id` once the payload has one.
 fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inserted, ApiError> {
-    if req.body_too_large {
-        return Err(ApiError::PayloadTooLarge);
-    }
     authenticate(app, req)?;
     let payload = parse_body(&req.body).map_err(ApiError::Validation)?;
-    *message_id = payload
-        .get("message_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let id = payload.get("message_id").and_then(Value::as_str);
+    *message_id = id.map(str::to_owned);
     let (message, ts_key) = validate(&payload).map_err(ApiError::Validation)?;
-    app.store
-        .insert(&message, &ts_key, &crate::ts::now_utc())
-        .map_err(|_| ApiError::StorageUnavailable)
+    let stored = app.store.insert(&message, &ts_key, &crate::ts::now_utc());
+    stored.map_err(|_| ApiError::StorageUnavailable)
 }
 
-/// A secret configured (else 503) and the request signed with it by either scheme (else 401):
-/// what /webhook and /erase require before they read the body.
+/// The body within its cap (else 413), a secret configured (else 503) and the request signed
+/// with it by either scheme (else 401): what /webhook and /erase require before they read the
+/// body.
 pub fn authenticate(app: &App, req: &Req) -> Result<(), ApiError> {
-    let secrets = secrets(app).ok_or(ApiError::NotConfigured("WEBHOOK_SECRET"))?;
-    match claim(app, req).is_some_and(|c| c.verify(&secrets, &req.body)) {
-        true => Ok(()),
-        false => Err(ApiError::InvalidSignature),
+    signed(req, "WEBHOOK_SECRET", &secrets(app), claim(app, req))
+}
+
+/// The checks every signed route makes before it reads the body, in this order: the body within
+/// its cap (413), `secrets` not empty (503 naming `var`), `claim` that of the body under one of
+/// them (401).
+pub fn signed<S: AsRef<str>>(
+    req: &Req,
+    var: &'static str,
+    secrets: &[S],
+    claim: Option<Claim>,
+) -> Result<(), ApiError> {
+    if req.body_too_large {
+        Err(ApiError::PayloadTooLarge)
+    } else if secrets.is_empty() {
+        Err(ApiError::NotConfigured(var))
+    } else if !claim.is_some_and(|c| c.verify(secrets, &req.body)) {
+        Err(ApiError::InvalidSignature)
+    } else {
+        Ok(())
     }
 }
 
 /// `WEBHOOK_SECRET` and, if set, the previous one, accepted too so senders can move to a new key
-/// one by one; `None` when no secret is configured.
-fn secrets(app: &App) -> Option<Vec<&str>> {
-    let (c, p) = (
-        app.config.secret.as_deref()?,
-        app.config.secret_previous.as_deref(),
-    );
-    Some([Some(c), p].into_iter().flatten().collect())
+/// one by one; none when no secret is configured.
+fn secrets(app: &App) -> Vec<&str> {
+    let Some(current) = app.config.secret.as_deref() else {
+        return Vec::new();
+    };
+    let previous = app.config.secret_previous.as_deref();
+    [Some(current), previous].into_iter().flatten().collect()
 }
 
 /// The request's signature: by Standard Webhooks when it carries any `webhook-*` header, else
@@ -137,14 +155,11 @@ pub fn refused_without_body(app: &App, req: &Req) -> bool {
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+    let body_error = |kind, msg, input| vec![FieldError::at(vec!["body".into()], kind, msg, input)];
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        vec![FieldError {
-            kind: "json_invalid",
-            loc: vec!["body".into()],
-            msg: "JSON decode error".into(),
-            input: json!({}),
-            ctx: Some(json!({ "error": e.to_string() })),
-        }]
+        let mut errors = body_error("json_invalid", "JSON decode error", json!({}));
+        errors[0].ctx = Some(json!({ "error": e.to_string() }));
+        errors
     })?;
     match value {
         // A key given twice is refused rather than "last wins": anything upstream that reads
@@ -158,13 +173,11 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
                 map[&key].clone(),
             )]),
         },
-        other => Err(vec![FieldError {
-            kind: "model_attributes_type",
-            loc: vec!["body".into()],
-            msg: "Input should be a valid dictionary or object to extract fields from".into(),
-            input: other,
-            ctx: None,
-        }]),
+        other => Err(body_error(
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+            other,
+        )),
     }
 }
 
@@ -198,53 +211,30 @@ fn duplicate_key(body: &[u8]) -> Option<String> {
 /// key of its `ts`. Unknown fields are ignored.
 pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let whole = Value::Object(p.clone());
-    let mut string =
-        |name: &str, check: &mut dyn FnMut(&str) -> Option<FieldError>| -> Option<String> {
-            let err = match p.get(name) {
-                None => FieldError::body("missing", name, "Field required", whole.clone()),
-                Some(Value::String(s)) => match check(s) {
-                    None => return Some(s.clone()),
-                    Some(e) => e,
-                },
-                Some(other) => FieldError::body(
-                    "string_type",
-                    name,
-                    "Input should be a valid string",
-                    other.clone(),
-                ),
-            };
-            errors.push(err);
-            None
-        };
-    let message_id = string("message_id", &mut |s| {
+    let mut keep = |field: Result<String, _>| field.map_err(|e| errors.extend(e)).ok();
+    let message_id = keep(string_field(p, "message_id", |s| {
+        let blank = |kind, msg| FieldError::body(kind, "message_id", msg, s.into());
         if let Some(e) = too_long("message_id", s, MAX_ID_CHARS) {
             Some(e)
         } else if s.is_empty() {
-            Some(
-                FieldError::body(
-                    "string_too_short",
-                    "message_id",
-                    "String should have at least 1 character",
-                    s.into(),
-                )
-                .ctx(json!({"min_length": 1})),
-            )
+            let e = blank(
+                "string_too_short",
+                "String should have at least 1 character",
+            );
+            Some(e.ctx(json!({"min_length": 1})))
         } else if s.trim().is_empty() {
-            Some(FieldError::body(
+            Some(blank(
                 "value_error",
-                "message_id",
                 "Value error, message_id must not be blank",
-                s.into(),
             ))
         } else {
             None
         }
-    });
-    let from = string("from", &mut |s| msisdn_error("from", s));
-    let to = string("to", &mut |s| msisdn_error("to", s));
+    }));
+    let from = keep(string_field(p, "from", |s| msisdn_error("from", s)));
+    let to = keep(string_field(p, "to", |s| msisdn_error("to", s)));
     let mut ts_key = None;
-    let ts = string("ts", &mut |s| {
+    let ts = keep(string_field(p, "ts", |s| {
         ts_key = crate::ts::parse_message_ts(s);
         ts_key.is_none().then(|| {
             FieldError::body(
@@ -254,25 +244,12 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
                 s.into(),
             )
         })
-    });
+    }));
     let text = match p.get("text") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match too_long("text", s, MAX_TEXT_CHARS) {
-            None => Some(s.clone()),
-            Some(e) => {
-                errors.push(e);
-                None
-            }
-        },
-        Some(other) => {
-            errors.push(FieldError::body(
-                "string_type",
-                "text",
-                "Input should be a valid string",
-                other.clone(),
-            ));
-            None
-        }
+        Some(_) => keep(string_field(p, "text", |s| {
+            too_long("text", s, MAX_TEXT_CHARS)
+        })),
     };
     match (message_id, from, to, ts, ts_key) {
         (Some(message_id), Some(from), Some(to), Some(ts), Some(key)) if errors.is_empty() => Ok((
@@ -287,6 +264,25 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
         )),
         _ => Err(errors),
     }
+}
+
+/// Body field `name` of `p` as a string that `check` finds no fault with; else the one error
+/// for it (one): missing, not a string, or `check`'s.
+pub fn string_field(
+    p: &Map<String, Value>,
+    name: &str,
+    check: impl FnOnce(&str) -> Option<FieldError>,
+) -> Result<String, Vec<FieldError>> {
+    let (kind, msg, input) = match p.get(name) {
+        None => ("missing", "Field required", Value::Object(p.clone())),
+        Some(Value::String(s)) => return check(s).map_or_else(|| Ok(s.clone()), |e| Err(vec![e])),
+        Some(other) => (
+            "string_type",
+            "Input should be a valid string",
+            other.clone(),
+        ),
+    };
+    Err(vec![FieldError::body(kind, name, msg, input)])
 }
 
 /// A string over `max` characters (Unicode scalar values), FastAPI's way.

@@ -16,13 +16,15 @@
 //!
 //! Owns: the handshake, the payload grammar (a 422 names the first failure, `loc` its path in
 //! the body), the WhatsApp outcome and counter labels.
-//! Leaves out: the signature scheme (`signature`), the JSON body's outer checks (shared with
-//! /webhook), storage (`store`). Uses: `http`, `signature`, `store`, `ts`, `webhook`, serde_json.
+//! Leaves out: the signature scheme (`signature`), the checks before the body, the JSON body's
+//! outer checks and a failure's outcome (`webhook`, shared with /webhook), storage (`store`).
+//! Uses: `http`, `signature`, `store`, `ts`, `webhook`, serde_json.
 
 use crate::App;
 use crate::http::{ApiError, Facts, FieldError, Reply, Req};
 use crate::signature::Claim;
 use crate::store::{Inserted, Row, Sent};
+use crate::webhook;
 use serde_json::{Map, Value, json};
 
 /// The largest delivery body: Meta's payloads reach 3 MB. Fixed, whatever `MAX_BODY_BYTES` is.
@@ -42,12 +44,6 @@ pub const COUNTERS: [crate::metrics::Family; 3] = [
     ("whatsapp_statuses_total", "WhatsApp status updates received, by status.", "status", &STATUSES),
 ];
 
-/// Records a request's outcome for the log line and the metrics.
-fn tell(facts: &mut Facts, outcome: &'static str) {
-    facts.webhook_result = Some(outcome);
-    facts.counts.push((COUNTERS[0].0, outcome, 1));
-}
-
 /// GET: the verification handshake.
 pub fn handshake(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let token = app.config.whatsapp_verify_token.as_deref();
@@ -58,51 +54,37 @@ pub fn handshake(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiEr
         .query_param("hub.challenge")
         .filter(|c| ok && c.len() <= 256);
     let outcome = ["forbidden", "verified"][usize::from(challenge.is_some())];
-    tell(facts, outcome);
+    webhook::tell(facts, COUNTERS[0].0, outcome);
     let challenge = challenge.ok_or(ApiError::Forbidden)?;
-    let mut r = Reply::bytes(200, "text/plain; charset=utf-8", challenge.into_bytes());
-    r.headers.push(("X-Content-Type-Options", "nosniff".into()));
-    Ok(r)
+    let r = Reply::bytes(200, "text/plain; charset=utf-8", challenge.into_bytes());
+    Ok(r.with("X-Content-Type-Options", "nosniff".into()))
 }
 
 /// POST: a delivery. The checks in their order, then the insert and the counts.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let secrets = &app.config.whatsapp_secrets;
     let claim = req.header("x-hub-signature-256").and_then(Claim::hex);
-    let result = if req.body_too_large {
-        Err(ApiError::PayloadTooLarge)
-    } else if secrets.is_empty() {
-        Err(ApiError::NotConfigured("WHATSAPP_APP_SECRET"))
-    } else if !claim.is_some_and(|c| c.verify(secrets, &req.body)) {
-        Err(ApiError::InvalidSignature)
-    } else {
-        parse(&req.body).map_err(ApiError::Validation)
-    };
-    let stored = result.and_then(|d| {
-        let rows = app.store.insert_all(d.0, &crate::ts::now_utc());
-        Ok((rows.map_err(|_| ApiError::StorageUnavailable)?, d.1))
-    });
+    let stored = webhook::signed(req, "WHATSAPP_APP_SECRET", secrets, claim)
+        .and_then(|()| parse(&req.body).map_err(ApiError::Validation))
+        .and_then(|(rows, statuses)| {
+            let rows = app.store.insert_all(rows, &crate::ts::now_utc());
+            Ok((rows.map_err(|_| ApiError::StorageUnavailable)?, statuses))
+        });
     let outcome = match &stored {
         Ok((rows, _)) if rows.contains(&Inserted::New) => "created",
         Ok((rows, _)) if !rows.is_empty() => "duplicate",
         Ok(_) => "acknowledged",
-        Err(ApiError::PayloadTooLarge) => "payload_too_large",
-        Err(ApiError::NotConfigured(_)) => "not_configured",
-        Err(ApiError::InvalidSignature) => "invalid_signature",
-        Err(ApiError::Validation(_)) => "validation_error",
-        Err(_) => "storage_error",
+        Err(e) => webhook::Outcome::of(e).label(),
     };
-    tell(facts, outcome);
+    webhook::tell(facts, COUNTERS[0].0, outcome);
     let (rows, statuses) = stored?;
     let new = rows.iter().filter(|s| **s == Inserted::New).count() as u64;
-    let (messages, statuses_family) = (COUNTERS[1].0, COUNTERS[2].0);
-    facts.counts.push((messages, "created", new));
+    let (messages, old) = (COUNTERS[1].0, rows.len() as u64 - new);
     facts
         .counts
-        .push((messages, "duplicate", rows.len() as u64 - new));
-    for (status, n) in STATUSES.into_iter().zip(statuses) {
-        facts.counts.push((statuses_family, status, n));
-    }
+        .extend([(messages, "created", new), (messages, "duplicate", old)]);
+    let statuses = STATUSES.into_iter().zip(statuses);
+    (facts.counts).extend(statuses.map(|(status, n)| (COUNTERS[2].0, status, n)));
     Ok(Reply::json(200, &json!({"status": "ok"})))
 }
 
@@ -119,40 +101,36 @@ pub type Delivery = (Vec<Row>, [u64; 5]);
 /// Parses and validates a delivery; a 422 names the first failing part (and, for a message,
 /// each failing field).
 pub fn parse(body: &[u8]) -> Result<Delivery, Vec<FieldError>> {
-    let root = Value::Object(crate::webhook::parse_body(body)?);
+    let root = Value::Object(webhook::parse_body(body)?);
     let root = At {
         v: &root,
         loc: vec!["body".into()],
     };
     let (mut rows, mut statuses) = (Vec::new(), [0; 5]);
-    let mut walk = || -> Result<(), Vec<FieldError>> {
-        let object = root.key("object")?;
-        if object.str()? != "whatsapp_business_account" {
-            return Err(object.bad("Input should be 'whatsapp_business_account'"));
-        }
-        for entry in root.key("entry")?.items()? {
-            for change in entry.key("changes")?.items()? {
-                let value = change.key("value")?;
-                if change.v.get("field") != Some(&json!("messages")) {
-                    continue; // another field's change: acknowledged, not kept
-                }
-                if let Some(list) = value.opt("messages") {
-                    let to = value.key("metadata")?.key("display_phone_number")?.str()?;
-                    let to = format!("+{}", to.replace(['+', ' ', '-', '(', ')'], ""));
-                    for m in list.items()? {
-                        rows.push(message(&m, &to)?);
-                    }
-                }
-                let list = value.opt("statuses").map(|s| s.items()).transpose()?;
-                for s in list.unwrap_or_default() {
-                    let status = s.v.get("status").and_then(Value::as_str).unwrap_or("other");
-                    statuses[STATUSES.iter().position(|k| *k == status).unwrap_or(4)] += 1;
+    let object = root.key("object")?;
+    if object.str()? != "whatsapp_business_account" {
+        return Err(object.bad("Input should be 'whatsapp_business_account'"));
+    }
+    for entry in root.key("entry")?.items()? {
+        for change in entry.key("changes")?.items()? {
+            let value = change.key("value")?;
+            if change.v.get("field") != Some(&json!("messages")) {
+                continue; // another field's change: acknowledged, not kept
+            }
+            if let Some(list) = value.opt("messages") {
+                let to = value.key("metadata")?.key("display_phone_number")?.str()?;
+                let to = format!("+{}", to.replace(['+', ' ', '-', '(', ')'], ""));
+                for m in list.items()? {
+                    rows.push(message(&m, &to)?);
                 }
             }
+            let list = value.opt("statuses").map(|s| s.items()).transpose()?;
+            for s in list.unwrap_or_default() {
+                let status = s.v.get("status").and_then(Value::as_str).unwrap_or("other");
+                statuses[STATUSES.iter().position(|k| *k == status).unwrap_or(4)] += 1;
+            }
         }
-        Ok(())
-    };
-    walk()?;
+    }
     Ok((rows, statuses))
 }
 
@@ -176,7 +154,7 @@ fn message(m: &At, to: &str) -> Result<Row, Vec<FieldError>> {
             .filter_map(|(k, v)| Some((k.into(), v?.clone()))),
     );
     fields.extend([("to".into(), json!(to)), ("ts".into(), json!(ts))]);
-    let (message, key) = crate::webhook::validate(&fields).map_err(|errors| {
+    let (message, key) = webhook::validate(&fields).map_err(|errors| {
         let at = |e: FieldError| FieldError {
             loc: [&m.loc[..], &e.loc[1..]].concat(),
             ..e
@@ -203,11 +181,7 @@ impl<'a> At<'a> {
     }
 
     fn fail(&self, kind: &'static str, msg: &str) -> Vec<FieldError> {
-        let e = FieldError::body(kind, "", msg, self.v.clone());
-        vec![FieldError {
-            loc: self.loc.clone(),
-            ..e
-        }]
+        vec![FieldError::at(self.loc.clone(), kind, msg, self.v.clone())]
     }
 
     /// A value that has the right type but is not acceptable.
@@ -221,28 +195,18 @@ impl<'a> At<'a> {
 
     /// A field that must be there (a field of what is not an object is missing too).
     fn key(&self, key: &str) -> Result<At<'a>, Vec<FieldError>> {
-        let missing = || {
-            self.child(key.into(), self.v)
-                .fail("missing", "Field required")
-        };
-        self.opt(key).ok_or_else(missing)
+        let at = || self.child(key.into(), self.v);
+        (self.opt(key)).ok_or_else(|| at().fail("missing", "Field required"))
     }
 
     fn str(&self) -> Result<&'a str, Vec<FieldError>> {
-        self.v
-            .as_str()
-            .ok_or_else(|| self.fail("string_type", "Input should be a valid string"))
+        let not = || self.fail("string_type", "Input should be a valid string");
+        self.v.as_str().ok_or_else(not)
     }
 
     fn items(&self) -> Result<Vec<At<'a>>, Vec<FieldError>> {
-        let list = self
-            .v
-            .as_array()
-            .ok_or_else(|| self.fail("list_type", "Input should be a valid list"))?;
-        Ok(list
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.child(i.into(), v))
-            .collect())
+        let not = || self.fail("list_type", "Input should be a valid list");
+        let list = self.v.as_array().ok_or_else(not)?.iter().enumerate();
+        Ok(list.map(|(i, v)| self.child(i.into(), v)).collect())
     }
 }

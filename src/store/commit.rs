@@ -69,16 +69,8 @@ impl Store {
         let first = queue.next_seq;
         queue.next_seq += rows.len() as u64;
         // Queued together under one lock, so the leader that takes them takes them all.
-        for (i, (message, ts_key, sent)) in rows.into_iter().enumerate() {
-            queue.waiting.push(Job {
-                seq: first + i as u64,
-                thread: Some(std::thread::current()),
-                message,
-                ts_key,
-                sent,
-                created_at: created_at.into(),
-            });
-        }
+        let me = Some(std::thread::current());
+        (queue.waiting).extend(jobs(rows, first, &me, created_at));
         let seqs = first..queue.next_seq;
         loop {
             // A batch's outcomes are published together.
@@ -123,18 +115,8 @@ impl Store {
         created_at: &str,
         chunk: usize,
     ) -> Result<(), Error> {
-        let jobs: Vec<Job> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, (message, ts_key))| Job {
-                seq: i as u64,
-                thread: None,
-                message,
-                ts_key,
-                sent: None,
-                created_at: created_at.into(),
-            })
-            .collect();
+        let rows = rows.into_iter().map(|(m, key)| (m, key, None));
+        let jobs: Vec<Job> = jobs(rows, 0, &None, created_at).collect();
         for batch in jobs.chunks(chunk.max(1)) {
             self.write_batch(batch)?;
         }
@@ -157,6 +139,23 @@ impl Store {
         self.write_failing.store(result.is_err(), SeqCst);
         result
     }
+}
+
+/// `rows` as jobs numbered from `first`, each to wake `thread`.
+fn jobs<'a>(
+    rows: impl IntoIterator<Item = Row> + 'a,
+    first: u64,
+    thread: &'a Option<Thread>,
+    created_at: &'a str,
+) -> impl Iterator<Item = Job> + 'a {
+    (rows.into_iter().zip(first..)).map(move |((message, ts_key, sent), seq)| Job {
+        seq,
+        thread: thread.clone(),
+        message,
+        ts_key,
+        sent,
+        created_at: created_at.into(),
+    })
 }
 
 /// The rows of a batch, their aggregates (senders, counters, hours) and, when due, the text
@@ -184,29 +183,22 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
                 job.sent.as_ref().map(|s| &s.kind),
                 job.sent.as_ref().map(|s| &s.raw)
             ])?;
-        let inserted = if changed == 1 {
-            Inserted::New
-        } else {
-            Inserted::Duplicate
-        };
-        if inserted == Inserted::New {
+        if changed == 1 {
             new_messages += 1;
             hours::record(&tx, &job.ts_key)?;
-            let bumped = tx
-                .prepare_cached("UPDATE senders SET n = n + 1 WHERE from_msisdn = ?1")?
-                .execute([&m.from])?;
-            if bumped == 0 {
-                tx.prepare_cached("INSERT INTO senders VALUES (?1, 1)")?
-                    .execute([&m.from])?;
-                new_senders += 1;
-            }
+            // The sender's count after this row: 1 for a new sender.
+            let sender = "INSERT INTO senders VALUES (?1, 1)
+                          ON CONFLICT (from_msisdn) DO UPDATE SET n = n + 1 RETURNING n";
+            let n: i64 = tx
+                .prepare_cached(sender)?
+                .query_row([&m.from], |r| r.get(0))?;
+            new_senders += i64::from(n == 1);
         }
+        // One row: 0 changed is the id already there, 1 a new row.
+        let inserted = [Inserted::Duplicate, Inserted::New][changed];
         outcomes.insert(job.seq, inserted);
     }
-    let mut count = tx.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
-    count.execute(params!["messages", new_messages])?;
-    count.execute(params!["senders", new_senders])?;
-    drop(count);
+    super::add_counts(&tx, new_messages, new_senders)?;
     if new_messages > 0 {
         search::index_new_rows(&tx)?;
     }

@@ -30,7 +30,7 @@ mod search;
 
 pub use budget::{default_readers, while_client};
 pub use commit::{Row, Sent};
-pub use prune::{Pass, Policy, Pruner, Reason};
+pub use prune::{Pass, Policy, Reason};
 pub use schema::{Backup, backup};
 pub use search::fold;
 
@@ -108,12 +108,12 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Failed(why) => f.write_str(why),
-            Error::OverBudget => f.write_str("a read ran past its time budget"),
-            Error::ClientGone => f.write_str("the client hung up"),
-            Error::Busy => f.write_str("as many text searches as allowed are running"),
-        }
+        f.write_str(match self {
+            Error::Failed(why) => why,
+            Error::OverBudget => "a read ran past its time budget",
+            Error::ClientGone => "the client hung up",
+            Error::Busy => "as many text searches as allowed are running",
+        })
     }
 }
 
@@ -189,12 +189,8 @@ impl Store {
             }
             DbLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::Failed(format!(
-                            "cannot create database folder {}: {e}",
-                            dir.display()
-                        ))
-                    })?;
+                    let fail = |e| format!("cannot create database folder {}: {e}", dir.display());
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Failed(fail(e)))?;
                 }
                 claim = Some(health::claim(path)?);
                 let (write, read, adopting) = schema::connect(path, busy_timeout, readers.max(1))?;
@@ -324,12 +320,8 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         let edge = |order: &str| {
-            tx.query_row(
-                &format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1"),
-                [],
-                |r| r.get(0),
-            )
-            .optional()
+            let sql = format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1");
+            tx.query_row(&sql, [], |r| r.get(0)).optional()
         };
         let stats = Stats {
             total_messages: counter(&tx, "messages")?,
@@ -429,6 +421,15 @@ impl Where {
             .prepare_cached(&format!("SELECT count(*) FROM messages {}", self.sql()))?
             .query_row(params_from_iter(&self.args), |r| r.get(0))?)
     }
+}
+
+/// Adds to the `messages` and `senders` counters (a negative number takes away): what a write
+/// or a deletion changed, in its transaction.
+fn add_counts(conn: &Connection, messages: i64, senders: i64) -> Result<(), Error> {
+    let mut count = conn.prepare_cached("UPDATE counters SET n = n + ?2 WHERE name = ?1")?;
+    count.execute(rusqlite::params!["messages", messages])?;
+    count.execute(rusqlite::params!["senders", senders])?;
+    Ok(())
 }
 
 /// A value from the `counters` table.

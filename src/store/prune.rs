@@ -5,23 +5,21 @@
 //! transaction that takes its rows out of `messages`, the aggregates (`senders`, `counters`,
 //! `hours`) and the text index together, the exact inverse of `commit::write_rows`; incremental
 //! vacuum in small steps; the one-time conversion of a file to `auto_vacuum = INCREMENTAL`; the
-//! size of the database files; the thread that runs a pass every `TICK`.
+//! size of the database files.
 //! Between two batches the writer is free for as long as the batch held it, so webhooks wait a
 //! few milliseconds at most, never for a whole pass.
-//! Leaves out: when pruning is on and the log lines (`lib`), HTTP (`erase`).
+//! Leaves out: when pruning is on, the thread that runs a pass every 250 ms (the budget is
+//! checked this often) and the log lines (`lib`), HTTP (`erase`).
 //! Uses: rusqlite, `hours`, `search`, `lock`, `metrics::Writer` (through the `Store`).
 
 use super::{Error, Store, hours, lock, search};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, TransactionBehavior};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// Rows deleted per transaction (about 10 ms of the writer's time at 1M rows).
 const BATCH: u64 = 100;
-/// How often the pruning thread looks: the budget is checked this often.
-const TICK: Duration = Duration::from_millis(250);
 /// After each batch the writer is left to webhooks for this many times as long as it took.
 const REST: u32 = 3;
 /// Most text-index merge steps and vacuum steps in one pass.
@@ -163,7 +161,7 @@ impl Store {
         if p.max_bytes > 0 {
             self.writer.budget_bytes.store(p.max_bytes, Relaxed);
         }
-        self.writer.file_bytes.store(self.file_bytes(), Relaxed);
+        self.file_bytes(); // sets the gauge
         Ok(pass)
     }
 
@@ -239,10 +237,7 @@ impl Store {
             tx.prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
                 .execute([rowid])?;
         }
-        let mut count = tx.prepare_cached("UPDATE counters SET n = n - ?2 WHERE name = ?1")?;
-        count.execute(rusqlite::params!["messages", rows.len() as i64])?;
-        count.execute(rusqlite::params!["senders", gone_senders])?;
-        drop(count);
+        super::add_counts(&tx, -(rows.len() as i64), -gone_senders)?;
         search::after_delete(&tx)?;
         tx.commit()?;
         Ok(rows.len() as u64)
@@ -293,32 +288,4 @@ impl Store {
 
 fn pragma(conn: &Connection, name: &str) -> Result<i64, Error> {
     Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
-}
-
-/// The thread that runs a pruning pass every `TICK` until stopped.
-pub struct Pruner(Arc<AtomicBool>, std::thread::JoinHandle<()>);
-
-impl Pruner {
-    /// Runs `pass` now and then every `TICK`; `pass` gets a "go on" flag that turns false when
-    /// `stop` is called, so a long pass ends between two batches.
-    pub fn start(mut pass: impl FnMut(&dyn Fn() -> bool) + Send + 'static) -> Pruner {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let go = move || !stopped.load(Relaxed);
-        Pruner(
-            stop,
-            std::thread::spawn(move || {
-                while go() {
-                    pass(&go);
-                    std::thread::sleep(TICK);
-                }
-            }),
-        )
-    }
-
-    /// Ends the pass under way at its next batch and waits for the thread (a tick at most).
-    pub fn stop(self) {
-        self.0.store(true, Relaxed);
-        let _ = self.1.join();
-    }
 }

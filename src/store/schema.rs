@@ -88,14 +88,8 @@ pub fn create(conn: &Connection) -> Result<(), Error> {
 }
 
 /// The FastAPI service's columns, in its order: a table with exactly these is adopted.
-const LEGACY_COLUMNS: [&str; 6] = [
-    "message_id",
-    "from_msisdn",
-    "to_msisdn",
-    "ts",
-    "text",
-    "created_at",
-];
+#[rustfmt::skip] // one line reads better than eight
+const LEGACY_COLUMNS: [&str; 6] = ["message_id", "from_msisdn", "to_msisdn", "ts", "text", "created_at"];
 
 /// Adoption's stage 1, one transaction: our columns and tables, and the resume mark
 /// (`adoption.done`, the last rowid adopted). Until `adopt::finish` drops the mark, opening the
@@ -154,14 +148,14 @@ fn check_ours(conn: &Connection, path: &Path) -> Result<Found, Error> {
             "schema version {version} is newer than this binary's {VERSION}"
         ));
     }
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('messages')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let names = |sql: &str| -> Result<Vec<String>, Error> {
+        let mut query = conn.prepare(sql)?;
+        Ok(query
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    };
+    let columns = names("SELECT name FROM pragma_table_info('messages')")?;
+    let tables = names("SELECT name FROM sqlite_master WHERE type = 'table'")?;
     match (columns.is_empty(), columns.iter().any(|c| c == "ts_key")) {
         (true, _) if !tables.is_empty() => refuse("it holds another application's tables".into()),
         (false, false) if columns == LEGACY_COLUMNS && version == 0 => Ok(Found::Legacy),
@@ -225,28 +219,27 @@ pub struct Backup {
 /// `integrity_check`. `to` is a plain path (a `file:` URI or a query string is refused), created
 /// here exclusively: an existing file, or a symlink even to nowhere, is refused, never followed.
 pub fn backup(from: &Path, to: &Path, busy_timeout: Duration) -> Result<Backup, Error> {
-    let fail = |why: String| Error::Failed(format!("backup to {}: {why}", to.display()));
-    let name = to
-        .to_str()
-        .ok_or_else(|| fail("the path is not UTF-8".into()))?;
+    let fail =
+        |why: &dyn std::fmt::Display| Error::Failed(format!("backup to {}: {why}", to.display()));
+    let name = to.to_str().ok_or_else(|| fail(&"the path is not UTF-8"))?;
     if name.starts_with("file:") || name.contains('?') {
         return Err(fail(
-            "a plain file path only (no file: URI, no query string)".into(),
+            &"a plain file path only (no file: URI, no query string)",
         ));
     }
     if !from.exists() {
-        return Err(fail(format!("no database at {}", from.display())));
+        return Err(fail(&format!("no database at {}", from.display())));
     }
     let created = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(to);
     created.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => fail("the file exists; choose a new name".into()),
-        _ => fail(e.to_string()),
+        std::io::ErrorKind::AlreadyExists => fail(&"the file exists; choose a new name"),
+        _ => fail(&e),
     })?;
     // VACUUM INTO takes an empty file; an absolute path is never read as a URI.
-    let target = std::path::absolute(to).map_err(|e| fail(e.to_string()))?;
+    let target = std::path::absolute(to).map_err(|e| fail(&e))?;
     let copy = || -> Result<Backup, Error> {
         let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         source.busy_timeout(busy_timeout)?;
@@ -254,12 +247,10 @@ pub fn backup(from: &Path, to: &Path, busy_timeout: Duration) -> Result<Backup, 
         let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if check != "ok" {
-            return Err(fail(format!("integrity_check: {check}")));
+            return Err(fail(&format!("integrity_check: {check}")));
         }
         let rows = copy.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
-        let bytes = std::fs::metadata(to)
-            .map_err(|e| fail(e.to_string()))?
-            .len();
+        let bytes = std::fs::metadata(to).map_err(|e| fail(&e))?.len();
         Ok(Backup { rows, bytes })
     };
     // A failed copy leaves nothing behind: the file is ours, created above.
