@@ -186,45 +186,22 @@ fn work(app: &App, shared: &Shared, job: Job, one_each: bool) {
     }
 }
 
-/// The answer to one request and how to send it.
-struct Answer {
-    reply: Reply,
-    /// Close the connection after it (the client asked, or the request could not be read).
-    close: bool,
-    /// A HEAD request: headers only.
-    head_only: bool,
-    /// An HTTP/1.0 client, told explicitly when its connection is kept alive.
-    http_1_0: bool,
-}
-
-impl Answer {
-    /// A reply after which the connection is closed.
-    fn closing(reply: Reply) -> Answer {
-        Answer {
-            reply,
-            close: true,
-            head_only: false,
-            http_1_0: false,
-        }
-    }
-
-    /// The response as bytes: `Connection: close` when it closes, and an HTTP/1.0 client kept
-    /// alive is told so.
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + self.reply.body.len());
-        let resp = wire::Response {
-            status: self.reply.status,
-            content_type: self.reply.content_type,
-            headers: &self.reply.headers,
-            body: &self.reply.body,
-            close: self.close,
-            keep_alive_1_0: self.http_1_0 && !self.close,
-            head_only: self.head_only,
-            date: &crate::ts::http_date(),
-        };
-        let _ = wire::write_response(&mut out, &resp); // writing to a Vec cannot fail
-        out
-    }
+/// `reply` as bytes: `Connection: close` when `close`, headers only for a HEAD (`head_only`),
+/// and an HTTP/1.0 client kept alive is told so.
+fn bytes(reply: &Reply, close: bool, head_only: bool, http_1_0: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + reply.body.len());
+    let resp = wire::Response {
+        status: reply.status,
+        content_type: reply.content_type,
+        headers: &reply.headers,
+        body: &reply.body,
+        close,
+        keep_alive_1_0: http_1_0 && !close,
+        head_only,
+        date: &crate::ts::http_date(),
+    };
+    let _ = wire::write_response(&mut out, &resp); // writing to a Vec cannot fail
+    out
 }
 
 /// Serves the request in `parse` and every whole request buffered behind it. Returns whether
@@ -240,19 +217,15 @@ fn serve(
 ) -> bool {
     loop {
         let started = conn.request_started.unwrap_or_else(Instant::now);
-        let mut answer = match parse {
+        let (reply, mut close, head_only, http_1_0) = match parse {
             Parse::Done { head, body, .. } => {
                 let (close, http_1_0) = (!head.keep_alive, head.minor == 0);
                 let req = to_req(head, body);
                 // Reads watch their client, so a hang-up stops them.
                 let client = matches!(req.method.as_str(), "GET" | "HEAD")
                     .then(|| (Arc::clone(&conn.stream), conn.blocking));
-                Answer {
-                    close,
-                    head_only: req.method == "HEAD",
-                    http_1_0,
-                    reply: crate::store::while_client(client, || handle(app, &req, None, started)),
-                }
+                let reply = crate::store::while_client(client, || handle(app, &req, None, started));
+                (reply, close, req.method == "HEAD", http_1_0)
             }
             Parse::Failed { head, error } => {
                 let mut req = head.map(|h| to_req(h, Vec::new())).unwrap_or_default();
@@ -268,16 +241,16 @@ fn serve(
                         None => return false,
                     },
                 };
-                Answer::closing(handle(app, &req, early, started))
+                (handle(app, &req, early, started), true, false, false)
             }
             Parse::Incomplete { .. } | Parse::Chunking { .. } => return true,
         };
         // A client that has shut its sending side is answered every request it sent, then closed.
-        answer.close |= shared.stopping.load(SeqCst) || (conn.eof && conn.buf.is_empty());
-        conn.out = answer.bytes();
-        conn.close_after = answer.close;
+        close |= shared.stopping.load(SeqCst) || (conn.eof && conn.buf.is_empty());
+        conn.out = bytes(&reply, close, head_only, http_1_0);
+        conn.close_after = close;
         match conn.flush() {
-            Ok(true) if !answer.close => conn.finish_request(),
+            Ok(true) if !close => conn.finish_request(),
             // The client has not read it yet: the poller sends the rest when it does.
             Ok(false) => return true,
             _ => return false,

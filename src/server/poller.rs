@@ -19,7 +19,7 @@
 
 use super::conn::{Conn, State, Take};
 use super::lanes::{Lanes, lane_of};
-use super::{Answer, Job, Shared, handle, wait_limit};
+use super::{Job, Shared, bytes, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
 use crate::wire::{self, Parse};
@@ -174,7 +174,7 @@ impl Poller {
                 // Through `handle`, like every answer: logged, counted, with its X-Request-ID.
                 let error = Some(ApiError::TooManyConnections);
                 let reply = handle(&self.app, &Req::default(), error, Instant::now());
-                let _ = (&stream).write(&Answer::closing(reply).bytes());
+                let _ = (&stream).write(&bytes(&reply, true, false, false));
                 return;
             }
         }
@@ -373,7 +373,7 @@ impl Poller {
         let head = conn.head(&self.shared.bounds.limits);
         let req = head.map_or_else(Req::default, |h| super::to_req(h, Vec::new()));
         let reply = handle(&self.app, &req, Some(error), started);
-        let _ = (&*conn.stream).write(&Answer::closing(reply).bytes());
+        let _ = (&*conn.stream).write(&bytes(&reply, true, false, false));
     }
 
     fn log_error(&self, event: &str, e: &std::io::Error) {
