@@ -38,8 +38,8 @@ pub enum Lane {
     Probes,
 }
 
-/// The lane of a parsed request: POST /webhook (either protocol), the probes (any method: a 405 is as cheap), or
-/// the rest.
+/// The lane of a parsed request: a webhook POST (either protocol), the probes (any method: a
+/// 405 is as cheap), or the rest.
 pub fn lane_of(parse: &Parse) -> Lane {
     let Parse::Done { head, .. } = parse else {
         return Lane::General;
