@@ -321,7 +321,9 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let edge = |order: &str| {
             let sql = format!("SELECT ts FROM messages ORDER BY {order} LIMIT 1");
-            tx.query_row(&sql, [], |r| r.get(0)).optional()
+            (tx.prepare_cached(&sql)?)
+                .query_row([], |r| r.get(0))
+                .optional()
         };
         let stats = Stats {
             total_messages: counter(&tx, "messages")?,
