@@ -99,7 +99,7 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
     let store = store::Store::open_with_readers(&config.db, busy, readers)
         .map_err(|e| format!("cannot open database: {e}"))?;
     store.set_read_budget(Duration::from_millis(config.read_budget_ms));
-    store.set_search_cap(config.workers - config.workers / 4);
+    store.set_search_cap(config.workers - 1);
     let mut metrics =
         metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat());
     metrics.log_lines_dropped = log.dropped();

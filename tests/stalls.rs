@@ -280,7 +280,7 @@ fn a_crowd_of_searches_gets_503_past_its_share_and_never_starves_the_probes() {
             ("WORKERS", "4"),
         ],
     );
-    // 32 endless text searches: three of the 4 general workers may run or wait for one.
+    // 32 endless text searches: all of the 4 general workers but one may run or wait for one.
     let searches = crowd(s.addr, "/__fault/endless-read", 32);
     std::thread::sleep(Duration::from_millis(300));
     probes_answer_within(s.addr, Duration::from_millis(300));

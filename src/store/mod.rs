@@ -140,7 +140,7 @@ pub struct Store {
     /// The health monitor's last verdict: `None` when its probes passed (`health`).
     verdict: Mutex<Option<&'static str>>,
     /// Text searches running or waiting for a connection, and how many may (`set_search_cap`;
-    /// three quarters of the general workers): past that a search is refused at once (`Error::Busy`), so
+    /// all the general workers but one): past that a search is refused at once (`Error::Busy`), so
     /// searches never hold every worker.
     searching: AtomicUsize,
     search_cap: AtomicUsize,
@@ -206,7 +206,7 @@ impl Store {
             files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
             verdict: Mutex::new(None),
             searching: AtomicUsize::new(0),
-            search_cap: AtomicUsize::new(12),
+            search_cap: AtomicUsize::new(15),
             _claim: claim,
             path,
             busy_timeout,
@@ -222,7 +222,7 @@ impl Store {
         })
     }
 
-    /// How many text searches may run or wait for a connection at once (at least one; 12 until
+    /// How many text searches may run or wait for a connection at once (at least one; 15 until
     /// set).
     pub fn set_search_cap(&self, searches: usize) {
         self.search_cap.store(searches.max(1), Relaxed);
