@@ -88,6 +88,8 @@ pub struct Facts {
     pub counts: Vec<(&'static str, &'static str, u64)>,
     /// How many messages a POST /erase deleted.
     pub erased: Option<u64>,
+    /// The plan a GET /messages was read by (`store::Plan`), logged at DEBUG.
+    pub plan: Option<&'static str>,
 }
 
 /// One HTTP response.

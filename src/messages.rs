@@ -9,7 +9,7 @@
 //! Uses: `http`, `store`, `ts`, serde_json.
 
 use crate::App;
-use crate::http::{ApiError, FieldError, Reply, Req};
+use crate::http::{ApiError, Facts, FieldError, Reply, Req};
 use crate::store::{self, Filter, Message};
 use serde_json::{Value, json};
 
@@ -19,9 +19,10 @@ pub const MAX_Q_CHARS: usize = 200;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
 
-pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
+pub fn list(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let filter = parse_filter(req).map_err(ApiError::Validation)?;
     let page = app.store.list(&filter).map_err(read_error)?;
+    facts.plan = Some(page.plan.name());
     let data: Vec<Value> = page.messages.iter().map(message_json).collect();
     Ok(Reply::json(
         200,

@@ -30,7 +30,7 @@ pub const ROUTES: [(&str, &str); 9] = [
 /// The hand-written OpenAPI 3.1 document (a test keeps its paths equal to `ROUTES`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Runs the handler for the request's route. Only the webhooks and /erase report `facts`.
+/// Runs the handler for the request's route. The webhooks, /erase and /messages report `facts`.
 pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     // HEAD is GET without the body (RFC 9110); the server sends the headers only.
     let method = match req.method.as_str() {
@@ -43,7 +43,7 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
         // A body over the cap is refused everywhere; the webhooks refuse it themselves, to count it.
         _ if req.body_too_large => Err(ApiError::PayloadTooLarge),
         ("/webhook/whatsapp", "GET") => whatsapp::handshake(app, req, facts),
-        ("/messages", "GET") => messages::list(app, req),
+        ("/messages", "GET") => messages::list(app, req, facts),
         ("/stats", "GET") => messages::stats(app, req),
         ("/health/live", "GET") => Ok(Reply::json(200, &json!({"status": "ok"}))),
         ("/health/ready", "GET") => Ok(match ready(app) {

@@ -322,3 +322,64 @@ fn no_client_input_makes_a_log_line_long() {
         serde_json::from_str::<Value>(line).expect("still one JSON object");
     }
 }
+
+/// The plans a listing is read by, each in its DEBUG request line (`plan`), chosen from the
+/// filters' sizes: a sender with 3 rows beside one with 300, a word in 2 rows, a `since` that
+/// leaves 5 rows. At INFO the field is left out.
+#[test]
+fn each_listing_logs_the_plan_its_filters_chose_at_debug() {
+    let s = TestServer::start();
+    for i in 0..300 {
+        let text = if i < 2 {
+            "a rareword here"
+        } else {
+            "common text"
+        };
+        let ts = format!("2025-01-15T10:{:02}:{:02}Z", i / 60, i % 60);
+        s.put(&format!("b{i:03}"), "+2", &ts, Some(text));
+    }
+    for i in 0..3 {
+        s.put(
+            &format!("a{i}"),
+            "+1",
+            "2025-01-15T11:00:00Z",
+            Some("common"),
+        );
+    }
+    let late = "2025-01-15T10:04:55Z"; // +2's last five rows
+    for (query, plan, total) in [
+        ("", "time", 303),
+        ("?from=%2B2", "sender", 300),
+        (&format!("?since={late}"), "time", 8),
+        ("?q=rareword", "text", 2),
+        ("?q=common", "text", 301),
+        (
+            "?from=%2B1&q=common&since=2025-01-15T10:00:00Z",
+            "sender",
+            3,
+        ),
+        ("?from=%2B2&q=rareword", "text", 2),
+        (&format!("?from=%2B2&q=common&since={late}"), "time", 5),
+    ] {
+        let r = s.get(&format!("/messages{query}"));
+        assert_eq!(r.json()["total"], total, "{query}");
+        let id = r.header("x-request-id").expect("request id").to_string();
+        let lines = s.logs.lines();
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == id)
+            .expect("its line");
+        assert_eq!(line["plan"], plan, "{query}");
+    }
+    let mut s = s.restart(&[("WEBHOOK_SECRET", SECRET), ("LOG_LEVEL", "INFO")]);
+    let r = s.get("/messages?from=%2B1");
+    assert_eq!(r.json()["total"], 3);
+    let lines = s.logs.lines();
+    let line = lines
+        .iter()
+        .rev()
+        .find(|l| l["path"] == "/messages")
+        .expect("its line");
+    assert_eq!(line.get("plan"), None, "{line}");
+    s.stop();
+}

@@ -351,6 +351,9 @@ pub fn handle(app: &App, req: &Req, early: Option<ApiError>, started: Instant) -
         if let Some(erased) = facts.erased {
             line = line.raw("erased", erased);
         }
+        if let Some(plan) = facts.plan.filter(|_| app.log.enabled(Level::Debug)) {
+            line = line.str("plan", plan);
+        }
         app.log.write(line);
     }
     reply.headers.push(("X-Request-ID", request_id));

@@ -8,6 +8,7 @@
 //! - `commit`  group commit: the insert queue, its leader, the write of one batch.
 //! - `search`  text folding, the trigram index and the "text contains q" condition.
 //! - `hours`   hour buckets for `since` totals and deep offsets.
+//! - `plan`    a listing's path (sender, time or text index), its page and exact total.
 //! - `budget`  each read's time budget, and the default number of read connections.
 //! - `adopt`   adopting in place a database the FastAPI service wrote.
 //! - `prune`   retention, the disk budget, erasure of one sender, vacuum.
@@ -24,12 +25,14 @@ mod budget;
 mod commit;
 mod health;
 mod hours;
+mod plan;
 mod prune;
 mod schema;
 mod search;
 
 pub use budget::{default_readers, while_client};
 pub use commit::{Row, Sent};
+pub use plan::Plan;
 pub use prune::{Pass, Policy, Reason};
 pub use schema::{Backup, backup};
 pub use search::fold;
@@ -37,8 +40,7 @@ pub use search::fold;
 use crate::config::DbLocation;
 use crate::lock;
 use budget::Budget;
-use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, OptionalExtension};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
@@ -80,6 +82,8 @@ pub struct Filter {
 pub struct Page {
     pub messages: Vec<Message>,
     pub total: i64,
+    /// The path the rows were read by (`plan`), for the DEBUG request line.
+    pub plan: Plan,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -234,76 +238,22 @@ impl Store {
         self.limit.store(nanos, Relaxed);
     }
 
-    /// One page of messages ordered by instant then id, and the count of all that match. Uses
-    /// every shortcut: aggregates for totals, the trigram index for `q`, hour buckets for deep
-    /// offsets (a test compares each with a plain model of the rows).
+    /// One page of messages ordered by instant then id, and the exact count of all that match,
+    /// by the plan `plan` judges cheapest (a test compares each plan with a model of the rows).
     pub fn list(&self, f: &Filter) -> Result<Page, Error> {
+        self.list_by(f, None)
+    }
+
+    /// `list` by the plan `forced` when it applies to the filters (tests compare every plan).
+    pub(crate) fn list_by(&self, f: &Filter, forced: Option<Plan>) -> Result<Page, Error> {
         self.usable()?;
-        let q = f.q.as_deref().map(fold);
-        let mut w = Where::default();
-        if let Some(from) = &f.from {
-            w.add("from_msisdn = ?", [Sql::from(from.clone())]);
-        }
-        if let Some(since) = &f.since_key {
-            w.add("ts_key >= ?", [Sql::from(since.clone())]);
-        }
-        if let Some(q) = &q {
-            let (clause, args) = search::condition(q);
-            w.add(&clause, args);
-        }
         let (mut conn, budget, _search) = self.reader(f.q.is_some())?;
         let _clock = budget.start();
         // One read transaction, so `total` and the page come from the same snapshot.
         let tx = conn.transaction()?;
-        let total: i64 = match (&f.from, &f.since_key, &q) {
-            (None, None, None) => counter(&tx, "messages")?,
-            (Some(from), None, None) => tx
-                .prepare_cached("SELECT n FROM senders WHERE from_msisdn = ?1")?
-                .query_row([from], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0),
-            (None, Some(since), None) => hours::count_since(&tx, since)?,
-            (None, None, Some(q)) => search::count(&tx, q)?,
-            _ => w.count(&tx)?,
-        };
-        let mut offset = f.offset;
-        let mut table = "messages";
-        if f.from.is_none() && q.is_none() && offset >= hours::SEEK_FROM {
-            // Deep offset by instant: skip whole hours by their counts, then step inside one.
-            if let Some((hour, rest)) = hours::seek(&tx, f.since_key.as_deref(), offset)? {
-                w.add("ts_key >= ?", [Sql::from(hour)]);
-                offset = rest;
-            }
-        } else if q.as_deref().is_some_and(search::indexed)
-            && f.from.is_none()
-            && f.since_key.is_none()
-            && total > 2000
-        {
-            // Many matches: walk the time index and keep the matching rows, rather than fetch
-            // and sort every match.
-            table = "messages INDEXED BY messages_by_time";
-        }
-        let filter = w.sql();
-        let mut args = w.args;
-        args.push(Sql::Integer(i64::from(f.limit)));
-        args.push(Sql::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-        let messages = tx
-            .prepare_cached(&format!(
-                "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM {table} {filter}
-                 ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
-            ))?
-            .query_map(params_from_iter(&args), |r| {
-                Ok(Message {
-                    message_id: r.get(0)?,
-                    from: r.get(1)?,
-                    to: r.get(2)?,
-                    ts: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        let page = plan::list(&tx, f, forced)?;
         tx.finish()?;
-        Ok(Page { messages, total })
+        Ok(page)
     }
 
     /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
@@ -394,37 +344,6 @@ impl Drop for Searching<'_> {
     }
 }
 
-/// A WHERE clause under construction: conditions with anonymous `?` parameters, bound in the
-/// order they appear, never spliced into the SQL.
-#[derive(Default)]
-struct Where {
-    clauses: Vec<String>,
-    args: Vec<Sql>,
-}
-
-impl Where {
-    /// Adds a condition and the values of its `?`s, in order.
-    fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sql>) {
-        self.clauses.push(clause.to_string());
-        self.args.extend(args);
-    }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-
-    /// `count(*)` of the rows that match, row by row.
-    fn count(&self, conn: &Connection) -> Result<i64, Error> {
-        Ok(conn
-            .prepare_cached(&format!("SELECT count(*) FROM messages {}", self.sql()))?
-            .query_row(params_from_iter(&self.args), |r| r.get(0))?)
-    }
-}
-
 /// Adds to the `messages` and `senders` counters (a negative number takes away): what a write
 /// or a deletion changed, in its transaction.
 fn add_counts(conn: &Connection, messages: i64, senders: i64) -> Result<(), Error> {
@@ -444,6 +363,7 @@ fn counter(conn: &Connection, name: &str) -> Result<i64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::types::Value as Sql;
 
     fn msg(id: &str, from: &str, ts: &str, text: Option<&str>) -> Message {
         Message {
@@ -611,6 +531,7 @@ mod tests {
                 .cmp(&(b.1.as_bytes(), b.0.message_id.as_bytes()))
         });
         Page {
+            plan: Plan::Time,
             total: hits.len() as i64,
             messages: hits
                 .iter()
@@ -706,6 +627,7 @@ mod tests {
             rows.push((m, key));
         }
         let mut long_hits = 0;
+        let mut plans = std::collections::BTreeSet::new();
         for round in 0..600usize {
             let q = if round % 7 == 0 {
                 "ABC".to_string()
@@ -719,18 +641,39 @@ mod tests {
                 limit: 1 + (round % 100) as u32,
                 offset: [0, 3, 999, 1000, 1234, 2500, 2999, 5000][round % 8],
             };
-            let got = s.list(&filter).expect("list");
             let want = model(&rows, &filter);
-            assert_eq!(got.total, want.total, "total for {filter:?}");
-            assert_eq!(got.messages, want.messages, "page for {filter:?}");
+            // The plan chosen, then each plan forced in turn (one that does not apply to these
+            // filters falls back to the chosen one).
+            for forced in [None, Some(Plan::Sender), Some(Plan::Time), Some(Plan::Text)] {
+                let got = s.list_by(&filter, forced).expect("list");
+                assert_eq!(got.total, want.total, "total for {filter:?} by {forced:?}");
+                assert_eq!(
+                    got.messages, want.messages,
+                    "page for {filter:?} by {forced:?}"
+                );
+                plans.insert((forced, got.plan));
+            }
             if filter.q.as_ref().is_some_and(|q| q.chars().count() >= 3) {
-                long_hits += got.total;
+                long_hits += want.total;
             }
         }
         assert!(
             long_hits > 0,
             "some indexed queries match, so the comparison means something"
         );
+        // Each plan was both chosen for some filters and forced on others.
+        let chosen: Vec<_> = plans
+            .iter()
+            .filter(|(f, _)| f.is_none())
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(chosen, [Plan::Sender, Plan::Time, Plan::Text]);
+        for p in [Plan::Sender, Plan::Time, Plan::Text] {
+            assert!(
+                plans.contains(&(Some(p), p)),
+                "{p:?} forced on some filters"
+            );
+        }
         // /stats against the same model.
         let st = s.stats().expect("stats");
         let all = model(

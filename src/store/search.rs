@@ -51,8 +51,23 @@ pub fn indexed(q: &str) -> bool {
 pub fn condition(q: &str) -> (String, Vec<Sql>) {
     match rowids(q) {
         Some(args) => (format!("rowid IN ({ROWIDS})"), args),
-        None => (CONTAINS.to_string(), vec![bytes(q)]),
+        None => contains(q),
     }
+}
+
+/// "The text contains `q`" tested on each row, for paths that walk rows anyway.
+pub fn contains(q: &str) -> (String, Vec<Sql>) {
+    (CONTAINS.to_string(), vec![bytes(q)])
+}
+
+/// The indexed rows matching `q` (which `indexed` accepts), counted up to `cap` and no further,
+/// so judging whether the text is narrower than another path costs at most that path's size.
+/// Rows above the watermark, fewer than a batch, are left out of this estimate.
+pub fn matches_up_to(conn: &Connection, q: &str, cap: i64) -> Result<i64, Error> {
+    let sql = "SELECT count(*) FROM
+        (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 LIMIT ?2)";
+    let args = rusqlite::params![phrase(q), cap];
+    Ok(conn.prepare_cached(sql)?.query_row(args, |r| r.get(0))?)
 }
 
 /// The number of rows whose text contains `q` (folded), counted in the index where it can.

@@ -1,0 +1,194 @@
+//! The plan of one listing: which rows its page and its exact `total` are read from, chosen per
+//! request from what the store already knows cheaply.
+//!
+//! Three paths, each giving the rows in page order or sorting a few:
+//! - `sender`: the sender index, that sender's rows (from `since` on) in order; the text tested
+//!   on each.
+//! - `time`: the time index from `since` (or the start) in order, the other filters tested on
+//!   each; a deep offset skips whole hours by their counts (`hours::seek`).
+//! - `text`: the rows the trigram index matches, the other filters tested on each, then sorted.
+//!
+//! The choice: the sender's row count (`senders`), the rows since (`hours`), and the text's
+//! matches counted in the trigram index but never past the best of the other two; the fewest
+//! wins. One filter alone takes its total from its aggregate; filters together count their rows
+//! along the chosen path. Either way `total` is exact; a test forces every plan in turn and
+//! compares each page and total with a model of the rows.
+//! Uses: rusqlite, `search`, `hours`, `counter` and the listing's types (mod).
+
+use super::{Error, Filter, Message, Page, counter, hours, search};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+/// A listing's path through the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Plan {
+    Sender,
+    Time,
+    Text,
+}
+
+impl Plan {
+    /// The plan's name in the DEBUG request line (`plan`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Sender => "sender",
+            Plan::Time => "time",
+            Plan::Text => "text",
+        }
+    }
+}
+
+/// A `q` alone matching more rows than this walks the time index, keeping the matching rows,
+/// rather than fetching and sorting every match.
+const WALK_FROM: i64 = 2000;
+
+/// One page and its total from one read transaction, by `forced` when it applies to the filters
+/// (a `sender` plan needs `from`, a `text` plan an indexable `q`), else by the cheapest.
+pub fn list(tx: &Connection, f: &Filter, forced: Option<Plan>) -> Result<Page, Error> {
+    let q = f.q.as_deref().map(search::fold);
+    let indexed = q.as_deref().is_some_and(search::indexed);
+    let from_rows = match &f.from {
+        Some(from) => Some(sender_rows(tx, from)?),
+        None => None,
+    };
+    // One filter alone: its aggregate is the total, and it picks the plan.
+    let alone = match (&from_rows, &f.since_key, &q) {
+        (None, None, None) => Some((counter(tx, "messages")?, Plan::Time)),
+        (Some(n), None, None) => Some((*n, Plan::Sender)),
+        (None, Some(since), None) => Some((hours::count_since(tx, since)?, Plan::Time)),
+        (None, None, Some(q)) => {
+            let n = search::count(tx, q)?;
+            let walk = n > WALK_FROM || !indexed;
+            Some((n, if walk { Plan::Time } else { Plan::Text }))
+        }
+        _ => None,
+    };
+    let usable = |p: Plan| match p {
+        Plan::Sender => f.from.is_some(),
+        Plan::Text => indexed,
+        Plan::Time => true,
+    };
+    let plan = match (forced.filter(|p| usable(*p)), alone) {
+        (Some(p), _) => p,
+        (None, Some((_, p))) => p,
+        (None, None) => cheapest(tx, f, from_rows, q.as_deref().filter(|_| indexed))?,
+    };
+    let mut w = Where::default();
+    if let Some(from) = &f.from {
+        w.add("from_msisdn = ?", [Sql::from(from.clone())]);
+    }
+    if let Some(since) = &f.since_key {
+        w.add("ts_key >= ?", [Sql::from(since.clone())]);
+    }
+    if let Some(q) = &q {
+        // The text index answers membership only on its own path, or for a `q` alone whose
+        // matches it counted anyway; elsewhere each row's text is tested.
+        let (clause, args) = match plan == Plan::Text || alone.is_some() {
+            true => search::condition(q),
+            false => search::contains(q),
+        };
+        w.add(&clause, args);
+    }
+    let table = match plan {
+        Plan::Sender => "messages INDEXED BY messages_by_sender",
+        Plan::Time => "messages INDEXED BY messages_by_time",
+        Plan::Text => "messages NOT INDEXED", // the rowids from the index, then a sort
+    };
+    let total = match alone {
+        Some((n, _)) => n,
+        None => w.count(tx, table)?,
+    };
+    let mut offset = f.offset;
+    if plan == Plan::Time && f.from.is_none() && q.is_none() && offset >= hours::SEEK_FROM {
+        // Deep offset by instant: skip whole hours by their counts, then step inside one.
+        if let Some((hour, rest)) = hours::seek(tx, f.since_key.as_deref(), offset)? {
+            w.add("ts_key >= ?", [Sql::from(hour)]);
+            offset = rest;
+        }
+    }
+    let filter = w.sql();
+    let mut args = w.args;
+    args.push(Sql::Integer(i64::from(f.limit)));
+    args.push(Sql::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let messages = tx
+        .prepare_cached(&format!(
+            "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM {table} {filter}
+             ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
+        ))?
+        .query_map(params_from_iter(&args), |r| {
+            Ok(Message {
+                message_id: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                ts: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        messages,
+        total,
+        plan,
+    })
+}
+
+/// Filters together: the path with the fewest rows to walk. The sender's and the time range's
+/// sizes are exact aggregates; the text's matches are counted in the index only up to the best
+/// of those, so judging it never costs more than the path it would replace.
+fn cheapest(
+    tx: &Connection,
+    f: &Filter,
+    from_rows: Option<i64>,
+    indexed_q: Option<&str>,
+) -> Result<Plan, Error> {
+    let time_rows = match &f.since_key {
+        Some(since) => hours::count_since(tx, since)?,
+        None => counter(tx, "messages")?,
+    };
+    let (best, rows) = match from_rows {
+        Some(n) if n <= time_rows => (Plan::Sender, n),
+        _ => (Plan::Time, time_rows),
+    };
+    match indexed_q {
+        Some(q) if search::matches_up_to(tx, q, rows)? < rows => Ok(Plan::Text),
+        _ => Ok(best),
+    }
+}
+
+/// A sender's row count, from the `senders` aggregate (0 for one never seen).
+fn sender_rows(tx: &Connection, from: &str) -> Result<i64, Error> {
+    let sql = "SELECT n FROM senders WHERE from_msisdn = ?1";
+    let n = tx.prepare_cached(sql)?.query_row([from], |r| r.get(0));
+    Ok(n.optional()?.unwrap_or(0))
+}
+
+/// A WHERE clause under construction: conditions with anonymous `?` parameters, bound in the
+/// order they appear, never spliced into the SQL.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    args: Vec<Sql>,
+}
+
+impl Where {
+    /// Adds a condition and the values of its `?`s, in order.
+    fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sql>) {
+        self.clauses.push(clause.to_string());
+        self.args.extend(args);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// `count(*)` of the rows that match, along `table`'s path.
+    fn count(&self, conn: &Connection, table: &str) -> Result<i64, Error> {
+        Ok(conn
+            .prepare_cached(&format!("SELECT count(*) FROM {table} {}", self.sql()))?
+            .query_row(params_from_iter(&self.args), |r| r.get(0))?)
+    }
+}
