@@ -80,7 +80,7 @@ pub fn run(
                 let t = Instant::now();
                 let server = Server::start(bin, copy);
                 server.ready(Duration::from_secs(900));
-                ready.push(format!("{:.1} s", t.elapsed().as_secs_f64()));
+                ready.push(format!("{:.2} s", t.elapsed().as_secs_f64()));
                 server
             })
             .collect();
