@@ -33,7 +33,7 @@ mutants: ## cargo-mutants over the contract's modules (.cargo/mutants.toml); sur
 schemathesis: ## the whole API from its own /openapi.json with schemathesis (PyPI): no 5xx, no crash
 	bash .ci/schemathesis
 
-bench: ## load benchmark over loopback (BENCH_SECS, BENCH_ROWS): prints a markdown table
+bench: ## load benchmark over loopback (BENCH_SECS, BENCH_ROWS, BENCH_ONLY=read, BENCH_PEER=<binary>): prints markdown tables
 	cargo build --release --locked && cargo run --release --locked --example bench -- target/release/webhook-api
 
 static: ## a fully static binary on this machine: target/x86_64-unknown-linux-gnu/release/webhook-api

@@ -1,156 +1,39 @@
 //! `make bench`: drives the release binary with signed requests over keep-alive connections and
-//! prints one table, with this machine's own limits measured in the same run so every figure can
-//! be read as a ratio. Loopback only, bounded in time (BENCH_SECS per scenario, default 5).
+//! prints two tables: the main one, with this machine's own limits measured in the same run so
+//! every figure can be read as a ratio, and the read classes of `/messages` (`reads`), beside a
+//! peer binary when one is given. Loopback only, bounded in time (BENCH_SECS per scenario and
+//! per server in a read class's cell, default 5).
 //!
 //! Usage: bench <path to webhook-api>   (the Makefile passes target/release/webhook-api)
 //!        bench footprint <path>        binary size, time to ready, idle RSS, RSS after
 //!                                      FOOTPRINT_SECS (60) of mixed load; exits non-zero if the
 //!                                      binary does not serve (CI runs it on the static build)
-//! Env:   BENCH_SECS (5), BENCH_ROWS ("100000,1000000"); BENCH_ONLY (only the load scenarios
-//!        whose name holds it, no limits); WORKERS, READ_CONNECTIONS and MALLOC_ARENA_MAX are
-//!        passed on to the server (else it uses its own defaults)
+//! Env:   BENCH_SECS (5); BENCH_ROWS (the sizes: "100000,1000000" for the main table,
+//!        "10000,100000,1000000" for the read classes); BENCH_ONLY=read (the read classes only),
+//!        or any other text (only the load scenarios whose name holds it, no limits, no read
+//!        classes); BENCH_PEER=<binary> (the read classes also against it, on a copy of the same
+//!        file, and ours/peer); BENCH_KEEP (keep the temporary directory); WORKERS,
+//!        READ_CONNECTIONS and MALLOC_ARENA_MAX are passed on to the servers
 //! Rows:  limits; load scenarios at 16 and 64 connections (with the writer's commits after each
 //!        that writes); per preloaded size, single-client reads, the query mix from 1 and from 64
-//!        clients on the same rows, and a crowd of costly searches beside a cheap read
+//!        clients on the same rows, and a crowd of costly searches beside a cheap read. Then the
+//!        read classes (see `reads`); if the servers disagree on one, the bench exits non-zero.
+//! Uses: `harness` (servers and connections), `reads`, the crate's `Store` (preloading).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod harness;
+mod reads;
+
+use harness::{Run, SECRET, Server, drive, exchange, get};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use webhook_api::config::DbLocation;
 use webhook_api::store::{Message, Store};
 
-const SECRET: &str = "benchsecret";
-
 /// Builds the request a connection sends next, from its index and its request count.
 type MakeRequest = Box<dyn Fn(usize, u64) -> Vec<u8> + Sync>;
-
-/// What one scenario measured.
-struct Run {
-    requests: u64,
-    errors: u64,
-    secs: f64,
-    latencies_us: Vec<u32>,
-}
-
-impl Run {
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.secs
-    }
-    fn pct(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(self.latencies_us[i]) / 1000.0
-    }
-}
-
-/// `conns` keep-alive connections, each sending `make(conn, i)` back to back for `secs`.
-fn drive(
-    addr: SocketAddr,
-    conns: usize,
-    secs: f64,
-    make: &(dyn Fn(usize, u64) -> Vec<u8> + Sync),
-) -> Run {
-    let stop = AtomicBool::new(false);
-    let start = Instant::now();
-    let results: Vec<(u64, u64, Vec<u32>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..conns)
-            .map(|c| {
-                let stop = &stop;
-                scope.spawn(move || {
-                    let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
-                    let mut conn: Option<BufReader<TcpStream>> = None;
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let req = make(c, i);
-                        i += 1;
-                        if conn.is_none() {
-                            conn = TcpStream::connect(addr).ok().map(|s| {
-                                let _ = s.set_nodelay(true);
-                                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                                BufReader::new(s)
-                            });
-                        }
-                        let Some(r) = conn.as_mut() else {
-                            errors += 1;
-                            std::thread::sleep(Duration::from_millis(10));
-                            continue;
-                        };
-                        let t = Instant::now();
-                        match exchange(r, &req) {
-                            Some((status, close)) => {
-                                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                                if (200..300).contains(&status) {
-                                    ok += 1
-                                } else {
-                                    errors += 1
-                                }
-                                if close {
-                                    conn = None;
-                                }
-                            }
-                            None => {
-                                errors += 1;
-                                conn = None;
-                            }
-                        }
-                    }
-                    (ok, errors, lat)
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        stop.store(true, Ordering::Relaxed);
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("client thread"))
-            .collect()
-    });
-    let secs = start.elapsed().as_secs_f64();
-    let mut run = Run {
-        requests: 0,
-        errors: 0,
-        secs,
-        latencies_us: Vec::new(),
-    };
-    for (ok, errors, lat) in results {
-        run.requests += ok;
-        run.errors += errors;
-        run.latencies_us.extend(lat);
-    }
-    run.latencies_us.sort_unstable();
-    run
-}
-
-/// Writes one request and reads its response; returns the status and whether the server closes.
-fn exchange(r: &mut BufReader<TcpStream>, req: &[u8]) -> Option<(u16, bool)> {
-    r.get_mut().write_all(req).ok()?;
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let status = line.split(' ').nth(1)?.parse().ok()?;
-    let (mut len, mut close) = (0usize, false);
-    loop {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':')?;
-        if k.eq_ignore_ascii_case("content-length") {
-            len = v.trim().parse().ok()?;
-        } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
-            close = true;
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).ok()?;
-    Some((status, close))
-}
 
 /// The writer's totals from /metrics: commits, rows committed, seconds spent committing.
 fn writer(addr: SocketAddr) -> [f64; 3] {
@@ -182,10 +65,6 @@ fn mixed(c: usize, i: u64) -> Vec<u8> {
         "offset=400&limit=100",
     ];
     get(&format!("/messages?{}", q[(c + i as usize) % q.len()]))
-}
-
-fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
 }
 
 /// A timestamp from the message id, spread over about a month, as a real stream's would be.
@@ -230,77 +109,6 @@ fn post_whatsapp(id: &str, from: u64, text: &str) -> Vec<u8> {
     let sig = sign_hex(SECRET.as_bytes(), body.as_bytes());
     format!("POST /webhook/whatsapp HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256={sig}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         .into_bytes()
-}
-
-/// The server under test, on its own database.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(bin: &Path, db: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut cmd = Command::new(bin);
-        cmd.env_clear()
-            .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
-            .env("WEBHOOK_SECRET", SECRET)
-            .env("WHATSAPP_APP_SECRET", SECRET)
-            .env("LOG_LEVEL", "ERROR")
-            .env("PORT", port.to_string())
-            .env("MAX_CONNECTIONS", "1024")
-            .stdout(Stdio::null());
-        // The settings whose trade-offs the README measures (MALLOC_ARENA_MAX: glibc's arenas).
-        for var in ["WORKERS", "READ_CONNECTIONS", "MALLOC_ARENA_MAX"] {
-            if let Ok(v) = std::env::var(var) {
-                cmd.env(var, v);
-            }
-        }
-        let child = cmd.spawn().expect("start the server");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let t = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Server { child, addr }
-    }
-
-    /// Resets the kernel's peak-RSS mark (VmHWM).
-    fn reset_peak(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
-    }
-
-    fn peak_rss_mb(&self) -> f64 {
-        self.memory_mib("VmHWM:")
-    }
-
-    /// A memory line of /proc/<pid>/status (`VmRSS:`, `VmHWM:`) in MiB.
-    fn memory_mib(&self, key: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        kib / 1024.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 fn row(out: &mut Vec<String>, name: &str, conns: usize, run: &Run, rss: Option<f64>) {
@@ -502,16 +310,8 @@ fn footprint(bin: &Path) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let started = Instant::now();
     let server = Server::start(bin, &dir.join("app.db"));
-    let mut probe = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
-    while exchange(&mut probe, &get("/health/ready")).map(|r| r.0) != Some(200) {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not ready within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    server.ready(Duration::from_secs(10));
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    drop(probe);
     std::thread::sleep(Duration::from_secs(1));
     let idle = server.memory_mib("VmRSS:");
     let secs: f64 = std::env::var("FOOTPRINT_SECS")
@@ -590,22 +390,53 @@ fn main() {
         footprint(&std::fs::canonicalize(&bin).expect("the binary exists"));
         return;
     }
-    let bin = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/release/webhook-api".into()),
-    );
+    let bin = std::env::args().nth(1);
+    let bin = std::fs::canonicalize(bin.as_deref().unwrap_or("target/release/webhook-api"))
+        .expect("the binary exists");
+    let peer = std::env::var_os("BENCH_PEER")
+        .map(|p| std::fs::canonicalize(p).expect("BENCH_PEER names a binary that exists"));
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5.0);
-    let sizes: Vec<u64> = std::env::var("BENCH_ROWS")
-        .unwrap_or_else(|_| "100000,1000000".into())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
+    let sizes = |default: &str| -> Vec<u64> {
+        std::env::var("BENCH_ROWS")
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    let only = std::env::var("BENCH_ONLY").ok();
     let dir = std::env::temp_dir().join(format!("webhook-api-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut tables = Vec::new();
+    if only.as_deref() != Some("read") {
+        let sizes = sizes("100000,1000000");
+        tables.push(scenarios(&bin, secs, &sizes, &dir, only.as_deref()));
+    }
+    let mut mismatches = 0;
+    if only.as_deref().is_none_or(|o| o == "read") {
+        let sizes = sizes("10000,100000,1000000");
+        let (table, disagreed) = reads::run(&bin, peer.as_deref(), &sizes, secs, &dir);
+        tables.push(table);
+        mismatches = disagreed;
+    }
+    if std::env::var("BENCH_KEEP").is_ok() {
+        eprintln!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let tables: Vec<String> = tables.iter().map(|t| t.join("\n")).collect();
+    println!("{}", tables.join("\n\n"));
+    if mismatches > 0 {
+        eprintln!("the servers disagreed on {mismatches} read classes (the MISMATCH rows)");
+        std::process::exit(1);
+    }
+}
+
+/// The main table: the limits (unless BENCH_ONLY), the load scenarios at 16 and 64
+/// connections, and per preloaded size the single-client reads, the query mix and the crowd.
+fn scenarios(bin: &Path, secs: f64, sizes: &[u64], dir: &Path, only: Option<&str>) -> Vec<String> {
     let mut out = vec![
         "| scenario | conns | req/s | p50 ms | p99 ms | errors | peak RSS MB |".to_string(),
         "|---|---|---|---|---|---|---|".to_string(),
@@ -613,11 +444,10 @@ fn main() {
 
     // BENCH_ONLY: run only the load scenarios whose name holds it, without the limits (for
     // comparing two builds on one scenario, many times, in one sitting).
-    let only = std::env::var("BENCH_ONLY").ok();
     if only.is_none() {
-        limits(&mut out, &dir, secs);
+        limits(&mut out, dir, secs);
     }
-    let server = Server::start(&bin, &dir.join("load.db"));
+    let server = Server::start(bin, &dir.join("load.db"));
 
     // Duplicates target rows that exist: insert them first.
     let mut seeder = BufReader::new(TcpStream::connect(server.addr).expect("connect"));
@@ -661,7 +491,7 @@ fn main() {
         ];
         let chosen = scenarios
             .iter()
-            .filter(|(name, _)| only.as_deref().is_none_or(|o| name.contains(o)));
+            .filter(|(name, _)| only.is_none_or(|o| name.contains(o)));
         for (name, make) in chosen {
             server.reset_peak();
             let before = writer(server.addr);
@@ -679,7 +509,7 @@ fn main() {
     }
     drop(server);
 
-    for rows in sizes {
+    for &rows in sizes {
         let db = dir.join(format!("preloaded-{rows}.db"));
         let t = Instant::now();
         preload(&db, rows);
@@ -687,7 +517,7 @@ fn main() {
             "preloaded {rows} rows in {:.1} s",
             t.elapsed().as_secs_f64()
         );
-        let server = Server::start(&bin, &db);
+        let server = Server::start(bin, &db);
         let deep = rows.saturating_sub(100);
         for (name, path) in [
             ("/messages, no filter", "/messages".to_string()),
@@ -729,12 +559,7 @@ fn main() {
             rates[1] / rates[0]
         ));
         drop(server);
-        crowd_of_searches(&mut out, &Server::start(&bin, &db), rows, secs);
+        crowd_of_searches(&mut out, &Server::start(bin, &db), rows, secs);
     }
-    if std::env::var("BENCH_KEEP").is_ok() {
-        eprintln!("kept {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    println!("{}", out.join("\n"));
+    out
 }
