@@ -10,8 +10,9 @@
 
 use crate::App;
 use crate::http::{ApiError, Facts, FieldError, Reply, Req};
-use crate::store::{self, Filter, Message};
+use crate::store::{self, Filter};
 use serde_json::{Value, json};
+use std::io::Write as _;
 
 /// The longest `q`, in characters: longer patterns only cost more (each three characters are
 /// one more trigram to intersect) and no sender's search needs them.
@@ -23,11 +24,8 @@ pub fn list(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
     let filter = parse_filter(req).map_err(ApiError::Validation)?;
     let page = app.store.list(&filter).map_err(read_error)?;
     facts.plan = Some(page.plan.name());
-    let data: Vec<Value> = page.messages.iter().map(message_json).collect();
-    Ok(Reply::json(
-        200,
-        &json!({ "data": data, "total": page.total, "limit": filter.limit, "offset": filter.offset }),
-    ))
+    let body = page_json(&page, filter.limit, filter.offset);
+    Ok(Reply::bytes(200, "application/json", body))
 }
 
 pub fn stats(app: &App, _req: &Req) -> Result<Reply, ApiError> {
@@ -57,8 +55,37 @@ pub fn read_error(e: store::Error) -> ApiError {
     }
 }
 
-fn message_json(m: &Message) -> Value {
-    json!({ "message_id": m.message_id, "from": m.from, "to": m.to, "ts": m.ts, "text": m.text })
+/// The page as JSON, written straight from the rows, keys in the FastAPI service's order. A
+/// `serde_json::Value` tree per message (an ordered map, an allocation per key) cost more than
+/// the read itself: over half the CPU of the no-filter page in a profile.
+fn page_json(page: &store::Page, limit: u32, offset: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 192 * page.messages.len());
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, m) in page.messages.iter().enumerate() {
+        let fields = [
+            ("message_id", Some(m.message_id.as_str())),
+            ("from", Some(&m.from)),
+            ("to", Some(&m.to)),
+            ("ts", Some(&m.ts)),
+            ("text", m.text.as_deref()),
+        ];
+        for (j, (key, value)) in fields.into_iter().enumerate() {
+            let open = match (i, j) {
+                (0, 0) => "{",
+                (_, 0) => ",{",
+                _ => ",",
+            };
+            let _ = write!(out, "{open}\"{key}\":"); // writing to a Vec cannot fail
+            let _ = serde_json::to_writer(&mut out, &value);
+        }
+        out.push(b'}');
+    }
+    let total = page.total;
+    let _ = write!(
+        out,
+        "],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}"
+    );
+    out
 }
 
 /// The filter and page of a /messages request, or every failing parameter.
