@@ -902,3 +902,32 @@ fn log_level_names_filter_by_their_level_in_any_case() {
         webhook_api::config::Config::from_lookup(|n| (n == "LOG_LEVEL").then(|| "verbose".into()));
     assert!(bad.is_err_and(|e| e.contains("LOG_LEVEL")));
 }
+
+/// The `Connection` header each version is sent: none on an HTTP/1.1 answer kept alive,
+/// `keep-alive` on an HTTP/1.0 one kept alive (asked for), `close` when the connection closes.
+#[test]
+fn the_connection_header_follows_the_version_and_the_close() {
+    let s = TestServer::start();
+    let connection = |r: &Resp| r.header("connection").map(str::to_string);
+    let c = hold(s.addr, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(connection(&read_response(&c)), None, "1.1 kept alive");
+    let c = hold(
+        s.addr,
+        b"GET /health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let r = read_response(&c);
+    assert_eq!(
+        connection(&r).as_deref(),
+        Some("keep-alive"),
+        "1.0 kept alive"
+    );
+    let raw = support::exchange(s.addr, b"GET /health/live HTTP/1.0\r\n\r\n");
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(connection(&r).as_deref(), Some("close"), "1.0 closed");
+    let raw = support::exchange(
+        s.addr,
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(connection(&r).as_deref(), Some("close"), "1.1 closed");
+}
