@@ -565,13 +565,7 @@ fn backup_takes_a_plain_new_path_and_follows_no_link() {
         .status,
         200
     );
-    let db = format!("sqlite:///{}", dir.join("app.db").display());
-    let backup = |to: &std::path::Path| {
-        support::run_binary(
-            &["backup".as_ref(), to.as_os_str()],
-            &[("DATABASE_URL", &db)],
-        )
-    };
+    let backup = |to: &std::path::Path| support::run_backup(&dir.join("app.db"), to);
     // A URI is refused, and nothing is written where it points.
     let uri = format!("file:{}/uri.db", dir.display());
     let out = backup(std::path::Path::new(&uri));
@@ -592,13 +586,5 @@ fn backup_takes_a_plain_new_path_and_follows_no_link() {
     assert!(!dir.join("elsewhere.db").exists());
     // A plain new path works; the line's bytes are the file's size.
     let file = dir.join("backup.db");
-    let out = backup(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    let size = std::fs::metadata(&file).expect("backup").len();
-    assert_eq!((&line["rows"], &line["bytes"]), (&1.into(), &size.into()));
+    support::assert_backup_line(&backup(&file), &file, 1);
 }

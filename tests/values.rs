@@ -82,55 +82,67 @@ fn fill(s: &TestServer, n: usize, ch: &str) {
     }
 }
 
+/// A server with `var` at `ms` (and `more`); on a new connection, `send` runs with the clock
+/// started, and the server must close it within [`ms`, `ms` + slack]. Returns what `send`
+/// returned and what the server sent after it.
+fn closes_after<T>(
+    (var, ms): (&str, u64),
+    more: &[(&str, &str)],
+    send: impl FnOnce(&mut TcpStream) -> T,
+) -> (T, Vec<u8>) {
+    let value = ms.to_string();
+    let mut vars = vec![(var, value.as_str())];
+    vars.extend_from_slice(more);
+    let s = server(&vars);
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    let since = Instant::now();
+    let sent = send(&mut c);
+    let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
+    within(&format!("{var}={ms}"), after, ms, SLACK_MS);
+    (sent, rest)
+}
+
 #[test]
 fn idle_timeout_closes_a_kept_alive_connection_after_its_value() {
-    let s = server(&[("IDLE_TIMEOUT_MS", "300")]);
-    let mut c = TcpStream::connect(s.addr).expect("connect");
     // The clock starts before the request: the connection's last activity is after it.
-    let since = Instant::now();
-    c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("send");
-    assert_eq!(read_response(&c).status, 200);
-    let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
+    let ((), rest) = closes_after(("IDLE_TIMEOUT_MS", 300), &[], |c| {
+        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        assert_eq!(read_response(c).status, 200);
+    });
     assert!(rest.is_empty(), "closed without an answer");
-    within("IDLE_TIMEOUT_MS=300", after, 300, SLACK_MS);
 }
 
 #[test]
 fn read_timeout_answers_408_after_its_value() {
-    let s = server(&[("READ_TIMEOUT_MS", "300")]);
-    let mut c = TcpStream::connect(s.addr).expect("connect");
-    let since = Instant::now();
-    c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
-        .expect("send");
-    let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
+    let ((), rest) = closes_after(("READ_TIMEOUT_MS", 300), &[], |c| {
+        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+            .expect("send");
+    });
     let r = parse_response(&rest).expect("a response");
     assert_eq!(r.status, 408);
     assert_request_id(&r);
-    within("READ_TIMEOUT_MS=300", after, 300, SLACK_MS);
 }
 
 #[test]
 fn request_timeout_ends_a_trickle_after_its_value() {
     // One byte every 50 ms never trips the 5 s read timeout; the 600 ms deadline ends it.
-    let s = server(&[("READ_TIMEOUT_MS", "5000"), ("REQUEST_TIMEOUT_MS", "600")]);
-    let mut c = TcpStream::connect(s.addr).expect("connect");
-    let mut w = c.try_clone().expect("clone");
-    let since = Instant::now();
-    let trickle = std::thread::spawn(move || {
-        for b in b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: "
-            .iter()
-            .chain([b'a'; 200].iter())
-        {
-            if w.write_all(&[*b]).is_err() {
-                return;
+    let more = [("READ_TIMEOUT_MS", "5000")];
+    let (trickle, rest) = closes_after(("REQUEST_TIMEOUT_MS", 600), &more, |c| {
+        let mut w = c.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            for b in b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                .iter()
+                .chain([b'a'; 200].iter())
+            {
+                if w.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     });
-    let (after, rest) = closed_after(&mut c, since, Duration::from_secs(10));
     assert_eq!(parse_response(&rest).map(|r| r.status), Some(408));
-    within("REQUEST_TIMEOUT_MS=600", after, 600, SLACK_MS);
     trickle.join().expect("trickle");
 }
 
@@ -672,21 +684,10 @@ fn every_response_kind_carries_an_x_request_id_equal_to_its_log_line() {
 fn the_backup_line_names_the_rows_and_the_size_of_the_file_written() {
     let s = TestServer::start();
     fill(&s, 300, "é");
-    let db = format!("sqlite:///{}", s.dir.join("app.db").display());
     let file = s.dir.join("backup.db");
-    let out = support::run_binary(
-        &["backup".as_ref(), file.as_os_str()],
-        &[("DATABASE_URL", &db)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    let size = std::fs::metadata(&file).expect("backup").len();
+    let out = support::run_backup(&s.dir.join("app.db"), &file);
+    let size = support::assert_backup_line(&out, &file, 300);
     assert!(size > 1_200_000, "300 rows of 4,000 bytes: {size}");
-    assert_eq!((&line["rows"], &line["bytes"]), (&300.into(), &size.into()));
     let c = rusqlite::Connection::open(&file).expect("open the backup");
     let (rows, pages, page): (i64, i64, i64) = c
         .query_row(
@@ -900,4 +901,33 @@ fn log_level_names_filter_by_their_level_in_any_case() {
     let bad =
         webhook_api::config::Config::from_lookup(|n| (n == "LOG_LEVEL").then(|| "verbose".into()));
     assert!(bad.is_err_and(|e| e.contains("LOG_LEVEL")));
+}
+
+/// The `Connection` header each version is sent: none on an HTTP/1.1 answer kept alive,
+/// `keep-alive` on an HTTP/1.0 one kept alive (asked for), `close` when the connection closes.
+#[test]
+fn the_connection_header_follows_the_version_and_the_close() {
+    let s = TestServer::start();
+    let connection = |r: &Resp| r.header("connection").map(str::to_string);
+    let c = hold(s.addr, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(connection(&read_response(&c)), None, "1.1 kept alive");
+    let c = hold(
+        s.addr,
+        b"GET /health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let r = read_response(&c);
+    assert_eq!(
+        connection(&r).as_deref(),
+        Some("keep-alive"),
+        "1.0 kept alive"
+    );
+    let raw = support::exchange(s.addr, b"GET /health/live HTTP/1.0\r\n\r\n");
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(connection(&r).as_deref(), Some("close"), "1.0 closed");
+    let raw = support::exchange(
+        s.addr,
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(connection(&r).as_deref(), Some("close"), "1.1 closed");
 }

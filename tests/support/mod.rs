@@ -518,3 +518,29 @@ pub fn listeners(pid: u32, port: u16) -> Vec<String> {
 fn listens(pid: u32, port: u16) -> bool {
     !listeners(pid, port).is_empty()
 }
+
+/// `webhook-api backup <to>` run on the database file `db`: its exit and output.
+pub fn run_backup(db: &std::path::Path, to: &std::path::Path) -> std::process::Output {
+    let url = format!("sqlite:///{}", db.display());
+    run_binary(
+        &["backup".as_ref(), to.as_os_str()],
+        &[("DATABASE_URL", &url)],
+    )
+}
+
+/// A backup run that succeeded: its one JSON line names `rows` rows and, as `bytes`, the size
+/// of the file written at `to` (returned).
+pub fn assert_backup_line(out: &std::process::Output, to: &std::path::Path, rows: u64) -> u64 {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let size = std::fs::metadata(to).expect("the backup file").len();
+    assert_eq!(
+        (&line["rows"], &line["bytes"]),
+        (&rows.into(), &size.into())
+    );
+    size
+}
