@@ -256,10 +256,10 @@ impl Chunked {
     }
 
     /// Feeds the decoder the bytes of `buf` past `from` (the head's) and says where the request
-    /// stands; `consumed` counts from the start of `buf`.
+    /// stands; `consumed` counts from the start of `buf`. `limits` are the target's.
     pub fn resume(mut self, head: Head, buf: &[u8], from: usize, limits: &Limits) -> Parse {
         let mut rest = &buf[from..];
-        let fed = self.feed(&mut rest, &limits.for_target(&head.target));
+        let fed = self.feed(&mut rest, limits);
         let consumed = buf.len() - rest.len();
         match fed {
             Ok(true) => Parse::Done {

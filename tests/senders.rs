@@ -9,6 +9,7 @@ mod support;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use std::io::{Read, Write};
 use support::{Resp, SECRET, TestServer, request, sign};
 
 const APP_SECRET: &str = "meta-app-secret";
@@ -423,6 +424,26 @@ fn deliveries_have_their_own_body_cap() {
         Some(&meta_signature(APP_SECRET, body.as_bytes())),
     );
     assert_eq!((r.status, total(&s)), (200, 2));
+    // The same body chunked, its chunks sent after the head in writes of their own, so the
+    // decoder resumes over many reads: the delivery cap still applies (200, not 413).
+    let sig = meta_signature(APP_SECRET, body.as_bytes());
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    let head = format!(
+        "POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nX-Hub-Signature-256: {sig}\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).expect("head");
+    for chunk in body.as_bytes().chunks(64 << 10) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .expect("size");
+        c.write_all(chunk)
+            .and_then(|_| c.write_all(b"\r\n"))
+            .expect("chunk");
+    }
+    c.write_all(b"0\r\n\r\n").expect("last chunk");
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     let big = vec![b' '; (3 << 20) + 1];
     let r = post_whatsapp(&s, &big, Some(&meta_signature(APP_SECRET, &big)));
     assert_eq!(

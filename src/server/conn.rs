@@ -217,7 +217,10 @@ impl Conn {
         let decoding = self.chunked.is_some();
         let mut parse = match self.chunked.take() {
             None => wire::parse_request(&self.buf, limits),
-            Some((head, decoder)) => decoder.resume(head, &self.buf, 0, limits),
+            Some((head, decoder)) => {
+                let limits = limits.for_target(&head.target);
+                decoder.resume(head, &self.buf, 0, &limits)
+            }
         };
         if let Parse::Done { consumed, .. } = &mut parse
             && (take || decoding)
