@@ -294,6 +294,20 @@ fn a_bad_missing_or_reserialized_signature_is_401_and_stores_nothing() {
         m.get(r#"webhook_requests_total{result="invalid_signature"}"#),
         0.0
     );
+    // A well-formed signature with `100 Continue` asked: the interim answer, then the body.
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    let head = format!(
+        "POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-Hub-Signature-256: {right}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).expect("head");
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(body).expect("body");
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).expect("answer");
+    assert_eq!(support::parse_response(&raw).map(|r| r.status), Some(200));
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod support;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 use support::{Binary, SECRET, exchange, parse_response};
 
@@ -335,6 +336,47 @@ fn a_neighbours_write_lock_never_stalls_readiness_metrics_or_liveness() {
         (503, Some("storage unavailable"))
     );
     neighbour.execute_batch("ROLLBACK").expect("release");
+}
+
+#[test]
+fn a_client_pipelining_thousands_of_requests_gives_its_worker_up_to_another_client() {
+    // One general worker: while it serves a pipelining client, a second client's request waits
+    // for it, and the worker hands the pipeliner back at its next answer.
+    let (bin, _dir) = binary(&[("WORKERS", "1")]);
+    const SENT: usize = 20_000;
+    let mut a = TcpStream::connect(bin.addr).expect("connect");
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (mut reader, count) = (a.try_clone().expect("clone"), answered.clone());
+    let reads = std::thread::spawn(move || {
+        let (mut buf, mut tail) = (vec![0u8; 64 * 1024], Vec::new());
+        while count.load(SeqCst) < SENT {
+            let n = reader.read(&mut buf).expect("answers");
+            assert!(n > 0, "closed after {} answers", count.load(SeqCst));
+            tail.extend_from_slice(&buf[..n]);
+            let ends = tail.windows(8).filter(|w| w == b"HTTP/1.1").count();
+            count.fetch_add(ends, SeqCst);
+            tail.drain(..tail.len().saturating_sub(7));
+        }
+    });
+    let writes = std::thread::spawn(move || {
+        let one = b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
+        a.write_all(&one.repeat(SENT)).expect("send");
+        a
+    });
+    while answered.load(SeqCst) < 10 {
+        std::thread::yield_now();
+    }
+    let r = support::request(bin.addr, "GET", "/stats", &[], b"");
+    let when = answered.load(SeqCst);
+    assert_eq!(r.status, 200);
+    let _a = writes.join().expect("writer");
+    reads.join().expect("reader");
+    // Served after the request in progress (11 to 48 answers here); a worker that keeps the
+    // pipeliner serves every request it has buffered first (6,111 here, what the socket held).
+    assert!(
+        when < 1_000,
+        "the second client was answered after {when} of the pipeliner's {SENT} answers"
+    );
 }
 
 #[test]

@@ -51,9 +51,8 @@ pub fn lane_of(parse: &Parse) -> Lane {
     }
 }
 
-/// What a worker does with one job; `true` for the probes' lane, whose workers serve one request
-/// per hand-off.
-type Run<T> = Arc<dyn Fn(T, bool) + Send + Sync>;
+/// What a worker does with one job.
+type Run<T> = Arc<dyn Fn(T) + Send + Sync>;
 
 /// The three pools, in the order of `Lane`.
 pub struct Lanes<T>([Pool<T>; 3]);
@@ -62,9 +61,9 @@ impl<T: Send + 'static> Lanes<T> {
     /// The three lanes for `workers` general workers, each with its first worker started.
     pub fn start(workers: usize, run: Run<T>) -> io::Result<Lanes<T>> {
         Ok(Lanes([
-            Pool::start("worker", workers, false, Arc::clone(&run))?,
-            Pool::start("webhook", workers * WEBHOOK_LANE, false, Arc::clone(&run))?,
-            Pool::start("probe", PROBE_LANE, true, run)?,
+            Pool::start("worker", workers, Arc::clone(&run))?,
+            Pool::start("webhook", workers * WEBHOOK_LANE, Arc::clone(&run))?,
+            Pool::start("probe", PROBE_LANE, run)?,
         ]))
     }
 
@@ -101,19 +100,17 @@ struct Pool<T> {
 struct Queue<T> {
     rx: Mutex<Receiver<Option<T>>>,
     run: Run<T>,
-    one_each: bool,
     /// Workers waiting for a job, and jobs handed over and not yet taken.
     idle: AtomicUsize,
     pending: AtomicUsize,
 }
 
 impl<T: Send + 'static> Pool<T> {
-    fn start(name: &'static str, size: usize, one_each: bool, run: Run<T>) -> io::Result<Self> {
+    fn start(name: &'static str, size: usize, run: Run<T>) -> io::Result<Self> {
         let (jobs, rx) = channel();
         let queue = Arc::new(Queue {
             rx: Mutex::new(rx),
             run,
-            one_each,
             idle: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
         });
@@ -154,7 +151,7 @@ impl<T: Send + 'static> Pool<T> {
                     q.idle.fetch_sub(1, SeqCst);
                     let Ok(Some(job)) = job else { return };
                     q.pending.fetch_sub(1, SeqCst);
-                    (q.run)(job, q.one_each);
+                    (q.run)(job);
                 }
             })?;
         workers.push(worker);

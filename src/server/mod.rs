@@ -5,9 +5,9 @@
 //! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
 //! mio) accepts, reads what arrives, keeps every deadline, and hands a connection to a worker
 //! only when a whole request (or a framing error) is buffered. A worker answers it, writes what
-//! the socket takes without waiting, serves requests already pipelined behind it, and hands the
-//! connection back: to wait for the next request, or for a slow reader to take the rest of a
-//! response. So idle, trickling and non-reading clients cost a registration and their bytes,
+//! the socket takes without waiting, serves requests already pipelined behind it while no other
+//! request waits for a worker, and hands the connection back: to wait for the next request, or
+//! for a slow reader to take the rest of a response. So idle, trickling and non-reading clients cost a registration and their bytes,
 //! never a worker. At `MAX_CONNECTIONS` the connection idle longest is shed for a newcomer; only
 //! when every connection has a request in progress does a newcomer get 503.
 //!
@@ -117,7 +117,7 @@ impl Server {
             registry: poll.registry().try_clone().map_err(err)?,
         });
         let (app2, shared2) = (Arc::clone(&app), Arc::clone(&shared));
-        let run = Arc::new(move |job, one_each| work(&app2, &shared2, job, one_each));
+        let run = Arc::new(move |job| work(&app2, &shared2, job));
         let lanes = Arc::new(Lanes::start(c.workers, run).map_err(err)?);
         let poller = poller::Poller::new(
             Arc::clone(&app),
@@ -155,10 +155,8 @@ impl Server {
 }
 
 /// A worker's job: serve the connection's request (and what is pipelined behind it), then hand
-/// it back to the poller or close it. `one_each`: serve one request and hand the connection
-/// back (the probes' lane, so that no client can keep a probe worker with requests pipelined
-/// behind a probe).
-fn work(app: &App, shared: &Shared, job: Job, one_each: bool) {
+/// it back to the poller or close it.
+fn work(app: &App, shared: &Shared, job: Job) {
     let Job {
         token,
         mut conn,
@@ -169,7 +167,7 @@ fn work(app: &App, shared: &Shared, job: Job, one_each: bool) {
     // A bug in the framing code must cost this connection, not the worker.
     let keep = catch_unwind(AssertUnwindSafe(|| {
         let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
-        serve(app, shared, &mut conn, parse, &mut scratch, one_each)
+        serve(app, shared, &mut conn, parse, &mut scratch)
     }))
     .unwrap_or(false);
     let conn = (keep && conn.unblock().is_ok()).then_some(conn);
@@ -213,7 +211,6 @@ fn serve(
     conn: &mut Conn,
     mut parse: Parse,
     scratch: &mut [u8],
-    one_each: bool,
 ) -> bool {
     loop {
         let started = conn.request_started.unwrap_or_else(Instant::now);
@@ -255,13 +252,13 @@ fn serve(
             Ok(false) => return true,
             _ => return false,
         }
-        if one_each {
+        // While another request waits for a worker, the connection goes back to the poller, so
+        // no client keeps a worker from others with requests pipelined. Else a next request
+        // pipelined behind this one, or sent right after, is served without that trip.
+        if shared.queued.load(SeqCst) > 0 {
             return true;
         }
-        // A next request pipelined behind this one, or sent right after, is served without a
-        // trip through the poller; while others wait for a worker, none is waited for.
-        let idle = |c: &Conn| c.buf.is_empty() && shared.queued.load(SeqCst) == 0;
-        if idle(conn)
+        if conn.buf.is_empty()
             && !shared.stopping.load(SeqCst)
             && conn.linger(scratch, &shared.registry).is_err()
         {
