@@ -15,12 +15,12 @@
 //! Left out on purpose: TLS, upgrades (WebSocket, h2c), request trailers' contents (read and
 //! dropped), `Transfer-Encoding` codings other than `chunked` (501), the asterisk and
 //! authority forms of the target.
-//! Uses: std only.
+//! Uses: std only (`response`: `http::Reply`).
 
 mod limits;
 mod response;
 pub use limits::{Limits, WireError};
-pub use response::{Response, write_response};
+pub use response::response;
 
 /// How the body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

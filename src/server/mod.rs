@@ -184,24 +184,6 @@ fn work(app: &App, shared: &Shared, job: Job) {
     }
 }
 
-/// `reply` as bytes: `Connection: close` when `close`, headers only for a HEAD (`head_only`),
-/// and an HTTP/1.0 client kept alive is told so.
-fn bytes(reply: &Reply, close: bool, head_only: bool, http_1_0: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + reply.body.len());
-    let resp = wire::Response {
-        status: reply.status,
-        content_type: reply.content_type,
-        headers: &reply.headers,
-        body: &reply.body,
-        close,
-        keep_alive_1_0: http_1_0 && !close,
-        head_only,
-        date: &crate::ts::http_date(),
-    };
-    let _ = wire::write_response(&mut out, &resp); // writing to a Vec cannot fail
-    out
-}
-
 /// Serves the request in `parse` and every whole request buffered behind it. Returns whether
 /// the poller should keep the connection: to wait for more bytes, or to send the rest of a
 /// response the client is slow to read (nothing more is parsed until it has).
@@ -244,7 +226,7 @@ fn serve(
         };
         // A client that has shut its sending side is answered every request it sent, then closed.
         close |= shared.stopping.load(SeqCst) || (conn.eof && conn.buf.is_empty());
-        conn.out = bytes(&reply, close, head_only, http_1_0);
+        conn.out = wire::response(&reply, close, head_only, http_1_0, &crate::ts::http_date());
         conn.close_after = close;
         match conn.flush() {
             Ok(true) if !close => conn.finish_request(),

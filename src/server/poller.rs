@@ -15,11 +15,11 @@
 //! stopping and no connection has a request left to finish).
 //! Leaves out: running requests (the workers in `mod`).
 //! Uses: `conn`, `lanes`, `wire`, `http` and `router` (the 408 and 503 it answers itself, through
-//! `handle`), `log`, `lock`, mio.
+//! `handle`), `log`, `lock`, `ts` (the Date of those answers), mio.
 
 use super::conn::{Conn, State, Take};
 use super::lanes::{Lanes, lane_of};
-use super::{Job, Shared, bytes, handle, wait_limit};
+use super::{Job, Shared, handle, wait_limit};
 use crate::http::{ApiError, Req};
 use crate::log::{Level, Line};
 use crate::wire::{self, Parse};
@@ -174,7 +174,7 @@ impl Poller {
                 // Through `handle`, like every answer: logged, counted, with its X-Request-ID.
                 let error = Some(ApiError::TooManyConnections);
                 let reply = handle(&self.app, &Req::default(), error, Instant::now());
-                let _ = (&stream).write(&bytes(&reply, true, false, false));
+                let _ = (&stream).write(&closing(&reply));
                 return;
             }
         }
@@ -373,7 +373,7 @@ impl Poller {
         let head = conn.head(&self.shared.bounds.limits);
         let req = head.map_or_else(Req::default, |h| super::to_req(h, Vec::new()));
         let reply = handle(&self.app, &req, Some(error), started);
-        let _ = (&*conn.stream).write(&bytes(&reply, true, false, false));
+        let _ = (&*conn.stream).write(&closing(&reply));
     }
 
     fn log_error(&self, event: &str, e: &std::io::Error) {
@@ -392,4 +392,9 @@ fn held(conn: &Conn) -> usize {
         }
         State::Writing => conn.out.len(),
     }
+}
+
+/// The bytes of an answer the poller gives itself (a 408, a 503): the connection closes after.
+fn closing(reply: &crate::http::Reply) -> Vec<u8> {
+    wire::response(reply, true, false, false, &crate::ts::http_date())
 }

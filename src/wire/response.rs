@@ -1,53 +1,43 @@
 //! Writing one HTTP/1.1 response: the status line, `Date`, `Content-Type`, `Content-Length`,
-//! the reply's own headers and the connection's fate, then the body (none for HEAD), in one
-//! write. Uses: std only.
+//! the reply's own headers and the connection's fate, then the body (none for HEAD), as the
+//! bytes of one write. Uses: `http::Reply`.
 
-use std::io::{self, Write};
+use crate::http::Reply;
+use std::fmt::Write as _;
 
-/// A response to write: status, headers and body.
-pub struct Response<'a> {
-    pub status: u16,
-    pub content_type: &'a str,
-    pub headers: &'a [(&'a str, String)],
-    pub body: &'a [u8],
-    /// Send `Connection: close` and let the caller close.
-    pub close: bool,
-    /// HTTP/1.0 peers that asked for keep-alive must be told it is granted.
-    pub keep_alive_1_0: bool,
-    /// A reply to HEAD: headers only.
-    pub head_only: bool,
-    /// The `Date` header's value (IMF-fixdate).
-    pub date: &'a str,
-}
-
-/// Writes the whole response with one `write_all`.
-pub fn write_response(w: &mut impl Write, resp: &Response<'_>) -> io::Result<()> {
-    use std::fmt::Write as _;
+/// `reply` as bytes: `Connection: close` when `close`, `keep-alive` for an HTTP/1.0 client kept
+/// alive (`http_1_0`), headers only for a HEAD (`head_only`); `date` is the `Date` header's value
+/// (IMF-fixdate).
+pub fn response(
+    reply: &Reply,
+    close: bool,
+    head_only: bool,
+    http_1_0: bool,
+    date: &str,
+) -> Vec<u8> {
+    let (status, body) = (reply.status, &reply.body);
     let mut head = String::with_capacity(256);
     let _ = write!(
         head,
-        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-        resp.status,
-        reason(resp.status),
-        resp.date,
-        resp.content_type,
-        resp.body.len()
+        "HTTP/1.1 {status} {}\r\nDate: {date}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        reason(status),
+        reply.content_type,
+        body.len()
     );
-    for (k, v) in resp.headers {
+    for (k, v) in &reply.headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }
-    if resp.close {
+    if close {
         head.push_str("Connection: close\r\n");
-    } else if resp.keep_alive_1_0 {
+    } else if http_1_0 {
         head.push_str("Connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
-    if !resp.head_only {
-        out.extend_from_slice(resp.body);
+    if !head_only {
+        out.extend_from_slice(body);
     }
-    w.write_all(&out)?;
-    w.flush()
+    out
 }
 
 fn reason(status: u16) -> &'static str {
@@ -79,27 +69,26 @@ mod tests {
 
     #[test]
     fn responses_are_framed() {
-        let mut out = Vec::new();
-        let extra = [("X-Request-ID", "abc".to_string())];
-        let resp = Response {
-            status: 200,
-            content_type: "application/json",
-            headers: &extra,
-            body: b"{}",
-            close: true,
-            keep_alive_1_0: false,
-            head_only: false,
-            date: "Sun, 06 Nov 1994 08:49:37 GMT",
+        let reply = Reply::bytes(200, "application/json", b"{}".to_vec())
+            .with("X-Request-ID", "abc".into());
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let text = |close, head_only, http_1_0| {
+            String::from_utf8(response(&reply, close, head_only, http_1_0, date)).expect("ascii")
         };
-        write_response(&mut out, &resp).expect("write");
-        let text = String::from_utf8(out).expect("ascii");
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
-        assert!(
-            text.contains(
-                "\r\nContent-Length: 2\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n{}"
-            )
+        let head = "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Request-ID: abc\r\n";
+        assert_eq!(
+            text(true, false, false),
+            format!("{head}Connection: close\r\n\r\n{{}}")
         );
-        assert!(text.ends_with(" GMT\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n{}"));
+        assert_eq!(text(false, false, false), format!("{head}\r\n{{}}"));
+        assert_eq!(
+            text(false, true, true),
+            format!("{head}Connection: keep-alive\r\n\r\n")
+        );
+        assert_eq!(
+            text(true, true, true),
+            format!("{head}Connection: close\r\n\r\n")
+        );
     }
 
     #[test]
