@@ -80,16 +80,15 @@ pub fn help() -> String {
 #[derive(Clone)]
 pub struct Config {
     pub db: DbLocation,
-    /// `WEBHOOK_SECRET`; an empty value counts as none.
-    pub secret: Option<String>,
+    /// `WEBHOOK_SECRET` and `WEBHOOK_SECRET_PREVIOUS`, those set and not empty; the previous
+    /// one is ignored while `WEBHOOK_SECRET` is unset.
+    pub secrets: Vec<String>,
     pub log_level: Level,
     pub port: u16,
     pub host: IpAddr,
     /// `WORKERS`: 16 by default; the webhook lane has 4 times as many (`server`).
     pub workers: usize,
     pub max_body_bytes: usize,
-    /// `WEBHOOK_SECRET_PREVIOUS`; ignored while `WEBHOOK_SECRET` is unset.
-    pub secret_previous: Option<String>,
     pub max_header_bytes: usize,
     /// `MAX_CONNECTIONS`; 0 for `auto` until `start` sets it from the open-file limit.
     pub max_connections: usize,
@@ -135,13 +134,15 @@ impl Config {
         let n = |name: &str| number(name, text(name));
         Ok(Config {
             db,
-            secret: given("WEBHOOK_SECRET"),
+            secrets: ["WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"]
+                .into_iter()
+                .map_while(given)
+                .collect(),
             log_level,
             port: n("PORT")? as u16,
             host,
             workers: n("WORKERS")?,
             max_body_bytes: n("MAX_BODY_BYTES")?,
-            secret_previous: given("WEBHOOK_SECRET_PREVIOUS"),
             max_header_bytes: n("MAX_HEADER_BYTES")?,
             max_connections: n("MAX_CONNECTIONS")?,
             idle_timeout_ms: n("IDLE_TIMEOUT_MS")? as u64,
@@ -227,7 +228,7 @@ mod tests {
         let c = from(&[]).expect("defaults are valid");
         assert_eq!(c.db, DbLocation::File("app.db".into()));
         assert_eq!((c.port, c.workers, c.max_body_bytes), (8000, 16, 65536));
-        assert_eq!(c.secret, None);
+        assert!(c.secrets.is_empty());
         assert_eq!(c.log_level, Level::Info);
     }
 
@@ -312,7 +313,10 @@ mod tests {
             from(&[("LOG_LEVEL", "warn")]).map(|c| c.log_level),
             Ok(Level::Warning)
         );
-        assert_eq!(from(&[("WEBHOOK_SECRET", "")]).map(|c| c.secret), Ok(None));
+        assert_eq!(
+            from(&[("WEBHOOK_SECRET", "")]).map(|c| c.secrets.len()),
+            Ok(0)
+        );
         let host = |v: &str| from(&[("HOST", v)]).map(|c| c.host.to_string());
         assert_eq!(from(&[]).map(|c| c.host.to_string()), Ok("0.0.0.0".into()));
         assert_eq!(host(" :: "), Ok("::".into()));

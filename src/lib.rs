@@ -142,11 +142,8 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
             .raw("max_connections", c.max_connections)
             .raw("nofile_limit", nofile)
             .str("database", &database)
-            .raw("secret_configured", c.secret.is_some())
-            .raw(
-                "previous_secret_configured",
-                c.secret.is_some() && c.secret_previous.is_some(),
-            ),
+            .raw("secret_configured", !c.secrets.is_empty())
+            .raw("previous_secret_configured", c.secrets.len() > 1),
     );
     if let Some((took, before, after)) = converted.flatten() {
         app.log.write(

@@ -93,8 +93,10 @@ pub fn route_label(path: &str) -> &'static str {
 /// path. /metrics reports the same rule as `service_ready`, so an alert needs no prober.
 fn ready(app: &App) -> Result<(), &'static str> {
     app.store.health()?;
-    let secret = app.config.secret.as_ref().map(|_| ());
-    secret.ok_or("WEBHOOK_SECRET not configured")
+    match app.config.secrets.is_empty() {
+        true => Err("WEBHOOK_SECRET not configured"),
+        false => Ok(()),
+    }
 }
 
 /// Test builds only: panic on purpose, to prove a panic costs one request; run a read that

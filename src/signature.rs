@@ -27,14 +27,16 @@ pub const STANDARD_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "web
 
 /// The one comparison: whether any of `claims` is the HMAC-SHA256 of the concatenated `parts`
 /// under any of `keys`, each compared in constant time over all 32 bytes.
-pub fn matches(keys: &[&[u8]], parts: &[&[u8]], claims: &[&[u8]]) -> bool {
+pub fn matches<K: AsRef<[u8]>, C: AsRef<[u8]>>(keys: &[K], parts: &[&[u8]], claims: &[C]) -> bool {
     keys.iter().any(|key| {
         // new_from_slice accepts keys of any length for HMAC, so this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_ref()) else {
             return false;
         };
         parts.iter().for_each(|p| mac.update(p));
-        claims.iter().any(|c| mac.clone().verify_slice(c).is_ok())
+        claims
+            .iter()
+            .any(|c| mac.clone().verify_slice(c.as_ref()).is_ok())
     })
 }
 
@@ -107,9 +109,7 @@ impl Claim {
     /// Standard Webhooks `standard_key`).
     pub fn verify<S: AsRef<str>>(&self, secrets: &[S], body: &[u8]) -> bool {
         let keys: Vec<Vec<u8>> = secrets.iter().map(|s| (self.key)(s.as_ref())).collect();
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let claims: Vec<&[u8]> = self.signatures.iter().map(Vec::as_slice).collect();
-        matches(&keys, &[self.prefix.as_bytes(), body], &claims)
+        matches(&keys, &[self.prefix.as_bytes(), body], &self.signatures)
     }
 }
 

@@ -7,11 +7,11 @@
 //! looked at. A request carrying any `webhook-*` header is verified by Standard Webhooks, any
 //! other by `X-Signature`; both with `WEBHOOK_SECRET` and `WEBHOOK_SECRET_PREVIOUS`.
 //!
-//! Owns: which scheme a request uses, body validation, the `Outcome` of a webhook request and its
-//! label (the `result` of the log line and of `webhook_requests_total`); for every signed route
+//! Owns: which scheme a request uses, body validation, the outcomes of a webhook request (the
+//! `result` of the log line and of `webhook_requests_total`); for every signed route
 //! (/webhook/whatsapp and /erase too) the checks before the body (`signed`), the JSON body's
 //! outer checks and a string field's (`parse_body`, `string_field`), what a failure's outcome is
-//! (`Outcome::of`) and how an outcome is told (`tell`).
+//! (`outcome_of`) and how an outcome is told (`tell`).
 //! Leaves out: the schemes themselves (`signature`), the timestamp grammar and the clock (`ts`),
 //! storage (`store`). Uses: `http`, `signature`, `store`, `ts`, serde_json.
 
@@ -29,54 +29,37 @@ pub const MAX_ID_CHARS: usize = 256;
 /// The longest accepted `from`/`to`: `+` and digits (E.164 numbers have at most 15).
 pub const MAX_MSISDN_CHARS: usize = 32;
 
-/// What became of one webhook request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Created,
-    Duplicate,
-    InvalidSignature,
-    ValidationError,
-    PayloadTooLarge,
-    NotConfigured,
-    StorageError,
-}
+/// Every outcome of a webhook request, as labelled in the log line and the metrics (which show
+/// all, at 0 until seen).
+#[rustfmt::skip] // a list, two lines rather than nine
+pub const OUTCOMES: [&str; 7] = ["created", "duplicate", "invalid_signature",
+    "validation_error", "payload_too_large", "not_configured", "storage_error"];
 
-impl Outcome {
-    /// Every outcome's label, in the order of the variants (the metrics show all, at 0 until seen).
-    #[rustfmt::skip] // a list, two lines rather than nine
-    pub const LABELS: [&'static str; 7] = ["created", "duplicate", "invalid_signature",
-        "validation_error", "payload_too_large", "not_configured", "storage_error"];
-
-    pub fn label(self) -> &'static str {
-        Outcome::LABELS[self as usize]
-    }
-
-    /// The outcome of a webhook request (either route's) that failed with `e`: a signed route
-    /// fails in no other way than these and storage.
-    pub fn of(e: &ApiError) -> Outcome {
-        match e {
-            ApiError::PayloadTooLarge => Outcome::PayloadTooLarge,
-            ApiError::NotConfigured(_) => Outcome::NotConfigured,
-            ApiError::InvalidSignature => Outcome::InvalidSignature,
-            ApiError::Validation(_) => Outcome::ValidationError,
-            _ => Outcome::StorageError,
-        }
+/// The outcome of a webhook request (either route's) that failed with `e`: a signed route fails
+/// in no other way than these and storage.
+pub fn outcome_of(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::PayloadTooLarge => "payload_too_large",
+        ApiError::NotConfigured(_) => "not_configured",
+        ApiError::InvalidSignature => "invalid_signature",
+        ApiError::Validation(_) => "validation_error",
+        _ => "storage_error",
     }
 }
 
 /// `webhook_requests_total`, for `metrics::Metrics::new`.
 #[rustfmt::skip] // one line reads better than six
-pub const COUNTER: Family = ("webhook_requests_total", "Webhook outcomes.", "result", &Outcome::LABELS);
+pub const COUNTER: Family = ("webhook_requests_total", "Webhook outcomes.", "result", &OUTCOMES);
 
 /// The handler: every check and the insert, then the outcome and message id into `facts`.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let result = receive(app, req, &mut facts.message_id);
     let outcome = match &result {
-        Ok(Inserted::New) => Outcome::Created,
-        Ok(Inserted::Duplicate) => Outcome::Duplicate,
-        Err(e) => Outcome::of(e),
+        Ok(Inserted::New) => "created",
+        Ok(Inserted::Duplicate) => "duplicate",
+        Err(e) => outcome_of(e),
     };
-    tell(facts, COUNTER.0, outcome.label());
+    tell(facts, COUNTER.0, outcome);
     result.map(|_| Reply::json(200, &json!({"status": "ok"})))
 }
 
@@ -102,16 +85,16 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
 /// with it by either scheme (else 401): what /webhook and /erase require before they read the
 /// body.
 pub fn authenticate(app: &App, req: &Req) -> Result<(), ApiError> {
-    signed(req, "WEBHOOK_SECRET", &secrets(app), claim(app, req))
+    signed(req, "WEBHOOK_SECRET", &app.config.secrets, claim(app, req))
 }
 
 /// The checks every signed route makes before it reads the body, in this order: the body within
 /// its cap (413), `secrets` not empty (503 naming `var`), `claim` that of the body under one of
 /// them (401).
-pub fn signed<S: AsRef<str>>(
+pub fn signed(
     req: &Req,
     var: &'static str,
-    secrets: &[S],
+    secrets: &[String],
     claim: Option<Claim>,
 ) -> Result<(), ApiError> {
     if req.body_too_large {
@@ -123,16 +106,6 @@ pub fn signed<S: AsRef<str>>(
     } else {
         Ok(())
     }
-}
-
-/// `WEBHOOK_SECRET` and, if set, the previous one, accepted too so senders can move to a new key
-/// one by one; none when no secret is configured.
-fn secrets(app: &App) -> Vec<&str> {
-    let Some(current) = app.config.secret.as_deref() else {
-        return Vec::new();
-    };
-    let previous = app.config.secret_previous.as_deref();
-    [Some(current), previous].into_iter().flatten().collect()
 }
 
 /// The request's signature: by Standard Webhooks when it carries any `webhook-*` header, else
@@ -150,7 +123,7 @@ fn claim(app: &App, req: &Req) -> Option<Claim> {
 /// Whether the request is refused whatever its body: no secret (503), or no well-formed
 /// signature headers (401).
 pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    app.config.secret.is_none() || claim(app, req).is_none()
+    app.config.secrets.is_empty() || claim(app, req).is_none()
 }
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.

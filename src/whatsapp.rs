@@ -74,7 +74,7 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
         Ok((rows, _)) if rows.contains(&Inserted::New) => "created",
         Ok((rows, _)) if !rows.is_empty() => "duplicate",
         Ok(_) => "acknowledged",
-        Err(e) => webhook::Outcome::of(e).label(),
+        Err(e) => webhook::outcome_of(e),
     };
     webhook::tell(facts, COUNTERS[0].0, outcome);
     let (rows, statuses) = stored?;
