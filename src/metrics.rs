@@ -120,7 +120,7 @@ pub struct Metrics {
     /// The counter families with fixed labels (`webhook_requests_total`, the WhatsApp webhook's),
     /// each value's count in order.
     families: Vec<(Family, Vec<AtomicU64>)>,
-    latency: Mutex<BTreeMap<(&'static str, &'static str), Arc<Histogram>>>,
+    latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     /// Connections turned away at accept: `MAX_CONNECTIONS` open, none of them idle.
     pub rejected_connections: AtomicU64,
     /// Idle connections closed to admit a new one at `MAX_CONNECTIONS`.
@@ -157,12 +157,11 @@ impl Metrics {
     pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
         let method = method_label(method);
         *lock(&self.http).entry((method, route, status)).or_default() += 1;
-        let hist = Arc::clone(
-            lock(&self.latency)
-                .entry((method, route))
-                .or_insert_with(|| Arc::new(Histogram::new(&SECONDS))),
-        );
-        hist.observe(seconds);
+        let mut latency = lock(&self.latency);
+        let hist = latency
+            .entry((method, route))
+            .or_insert_with(|| Histogram::new(&SECONDS));
+        hist.observe(seconds); // a few atomics, under the map's lock
     }
 
     /// Adds `n` to the value `value` of family `name`; an unknown one is ignored (none is made).

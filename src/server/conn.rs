@@ -204,11 +204,6 @@ impl Conn {
         Ok(true)
     }
 
-    /// The next request in `buf`, its bytes taken out of the buffer when it is whole.
-    pub fn next_request(&mut self, limits: &Limits) -> Parse {
-        self.parse(limits, true)
-    }
-
     /// The request at the front of `buf`; `take` takes a whole one out of the buffer (the poller
     /// only looks, so a worker parses it again and a request's memory stays on one thread). A
     /// chunked body is decoded as it arrives: its bytes leave `buf` at every call, so none is
@@ -450,14 +445,14 @@ mod tests {
         conn.buf = [&one[..], &one[..], b"GET /b HT"].concat();
         conn.request_started = Some(Instant::now());
         conn.continue_sent = true;
-        assert!(matches!(conn.next_request(&LIMITS), Parse::Done { .. }));
+        assert!(matches!(conn.parse(&LIMITS, true), Parse::Done { .. }));
         assert_eq!(conn.buf.len(), one.len() + 9);
         conn.finish_request();
         // The next request is already buffered: its clock starts now.
         assert!(conn.request_started.is_some() && !conn.continue_sent);
-        assert!(matches!(conn.next_request(&LIMITS), Parse::Done { .. }));
+        assert!(matches!(conn.parse(&LIMITS, true), Parse::Done { .. }));
         assert!(matches!(
-            conn.next_request(&LIMITS),
+            conn.parse(&LIMITS, true),
             Parse::Incomplete { .. }
         ));
         assert_eq!(

@@ -166,7 +166,7 @@ fn work(app: &App, shared: &Shared, job: Job) {
     let mut scratch = [0u8; 8192];
     // A bug in the framing code must cost this connection, not the worker.
     let keep = catch_unwind(AssertUnwindSafe(|| {
-        let parse = parse.unwrap_or_else(|| conn.next_request(&shared.bounds.limits));
+        let parse = parse.unwrap_or_else(|| conn.parse(&shared.bounds.limits, true));
         serve(app, shared, &mut conn, parse, &mut scratch)
     }))
     .unwrap_or(false);
@@ -215,8 +215,9 @@ fn serve(
                         req.body_too_large = true;
                         None
                     }
-                    other => match refusal(&other) {
-                        Some(e) => Some(e),
+                    // `None`: the client is gone, nobody to answer.
+                    other => match other.status() {
+                        Some((status, detail)) => Some(ApiError::Protocol(status, detail)),
                         None => return false,
                     },
                 };
@@ -246,15 +247,8 @@ fn serve(
         {
             return false;
         }
-        parse = conn.next_request(&shared.bounds.limits);
+        parse = conn.parse(&shared.bounds.limits, true);
     }
-}
-
-/// The one conversion from a framing error to the error the client is told; `None` when there is
-/// nobody to answer.
-fn refusal(error: &WireError) -> Option<ApiError> {
-    let (status, detail) = error.status()?;
-    Some(ApiError::Protocol(status, detail))
 }
 
 /// How long a connection may still wait for bytes: between requests, until the idle timeout;
@@ -407,7 +401,10 @@ mod tests {
             .to_vec();
         use Level::{Error as E, Info as I, Warning as W};
         assert_eq!(levels, [I, I, W, E, W, W, E, E]);
-        let status = |e: WireError| refusal(&e).map(|a| a.into_reply().status);
+        let status = |e: WireError| {
+            e.status()
+                .map(|(s, d)| ApiError::Protocol(s, d).into_reply().status)
+        };
         assert_eq!(status(WireError::Closed), None);
         assert_eq!(status(WireError::Bad("x")), Some(400));
         assert_eq!(status(WireError::UriTooLong), Some(414));
