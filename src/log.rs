@@ -13,7 +13,7 @@
 //! the callers: `server` (request and accept-error lines), `lib` (start-up and shutdown) and
 //! `main` (a fatal error).
 //!
-//! Owns: `Level`, `Logger`, `Line`, `Spool`, and `Capture` (an in-memory sink for tests).
+//! Owns: `Level`, `Logger`, `Line`, `Spool`.
 //! Leaves out: what goes in a line. Uses: `ts` (the line's time), `lock`, serde_json.
 
 use std::fmt::{Display, Write as _};
@@ -162,26 +162,6 @@ impl Drop for Spool {
     }
 }
 
-/// An in-memory sink, for tests that read what was logged. Clones share one buffer.
-#[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    /// Everything written so far (lossy if a writer sent invalid UTF-8, which ours never do).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&crate::lock(&self.0)).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        crate::lock(&self.0).write(b)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The longest string value in a line, in characters. Escaped, a value is at most 1,536 bytes (a
 /// control character becomes six), so a request line, with its three client-chosen strings
 /// (method, path, message id), stays under 4 KiB.
@@ -223,6 +203,26 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An in-memory sink, for tests that read what was logged. Clones share one buffer.
+    #[derive(Clone, Default)]
+    pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Capture {
+        /// Everything written so far (lossy if a writer sent invalid UTF-8, which ours never do).
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&crate::lock(&self.0)).into_owned()
+        }
+    }
+
+    impl Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            crate::lock(&self.0).write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn lines_are_json_and_filtered() {

@@ -882,7 +882,7 @@ fn log_level_names_filter_by_their_level_in_any_case() {
         let logs = support::LogBuf::default();
         let running = webhook_api::start(
             config.clone(),
-            webhook_api::log::Logger::new(config.log_level, Box::new(logs.0.clone())),
+            webhook_api::log::Logger::new(config.log_level, Box::new(logs.clone())),
         )
         .expect("starts");
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], running.addr().port()));

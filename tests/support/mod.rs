@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use webhook_api::config::Config;
-use webhook_api::log::{Capture, Logger};
+use webhook_api::log::Logger;
 
 pub const SECRET: &str = "testsecret";
 
@@ -75,13 +75,22 @@ pub fn post_signed(addr: SocketAddr, body: &str) -> Resp {
     )
 }
 
-/// The log lines a test server wrote.
+/// The log lines a test server wrote: an in-memory sink whose clones share one buffer.
 #[derive(Clone, Default)]
-pub struct LogBuf(pub Capture);
+pub struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl LogBuf {
     pub fn text(&self) -> String {
-        self.0.text()
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
     pub fn lines(&self) -> Vec<Value> {
         self.text()
@@ -123,7 +132,7 @@ impl TestServer {
         let logs = LogBuf::default();
         let running = webhook_api::start(
             config.clone(),
-            Logger::new(config.log_level, Box::new(logs.0.clone())),
+            Logger::new(config.log_level, Box::new(logs.clone())),
         )
         .expect("server starts");
         let addr = SocketAddr::from(([127, 0, 0, 1], running.addr().port()));
