@@ -70,11 +70,13 @@ pub fn route(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError>
 /// gets its answer instead and never sends the body. Only the webhooks can tell (no secret, or
 /// no well-formed signature headers).
 pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    match (req.path.as_str(), req.method.as_str()) {
-        ("/webhook", "POST") => webhook::refused_without_body(app, req),
-        ("/webhook/whatsapp", "POST") => whatsapp::refused_without_body(app, req),
-        _ => false,
-    }
+    let c = &app.config;
+    let (secrets, claim) = match (req.path.as_str(), req.method.as_str()) {
+        ("/webhook", "POST") => (&c.secrets, webhook::claim(app, req)),
+        ("/webhook/whatsapp", "POST") => (&c.whatsapp_secrets, whatsapp::claim(req)),
+        _ => return false,
+    };
+    secrets.is_empty() || claim.is_none()
 }
 
 /// The metrics `path` label: the route, or `other` for anything the router does not know.

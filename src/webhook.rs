@@ -111,19 +111,13 @@ pub fn signed(
 /// The request's signature: by Standard Webhooks when it carries any `webhook-*` header, else
 /// the one `X-Signature` header; `None` when no body could make it valid (a header missing or
 /// repeated, a malformed signature, a timestamp outside `WEBHOOK_TOLERANCE_SECONDS`).
-fn claim(app: &App, req: &Req) -> Option<Claim> {
+pub fn claim(app: &App, req: &Req) -> Option<Claim> {
     let names = signature::STANDARD_HEADERS;
     if req.headers.iter().any(|(k, _)| names.contains(&k.as_str())) {
         let (now, tolerance) = (crate::ts::unix_now(), app.config.tolerance_seconds);
         return Claim::standard(names.map(|h| req.header(h)), now, tolerance);
     }
     req.header("x-signature").and_then(Claim::hex)
-}
-
-/// Whether the request is refused whatever its body: no secret (503), or no well-formed
-/// signature headers (401).
-pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    app.config.secrets.is_empty() || claim(app, req).is_none()
 }
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.

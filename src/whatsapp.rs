@@ -63,8 +63,7 @@ pub fn handshake(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiEr
 /// POST: a delivery. The checks in their order, then the insert and the counts.
 pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> {
     let secrets = &app.config.whatsapp_secrets;
-    let claim = req.header("x-hub-signature-256").and_then(Claim::hex);
-    let stored = webhook::signed(req, "WHATSAPP_APP_SECRET", secrets, claim)
+    let stored = webhook::signed(req, "WHATSAPP_APP_SECRET", secrets, claim(req))
         .and_then(|()| parse(&req.body).map_err(ApiError::Validation))
         .and_then(|(rows, statuses)| {
             let rows = app.store.insert_all(rows, &crate::ts::now_utc());
@@ -88,10 +87,9 @@ pub fn post(app: &App, req: &Req, facts: &mut Facts) -> Result<Reply, ApiError> 
     Ok(Reply::json(200, &json!({"status": "ok"})))
 }
 
-/// Whether a POST is refused whatever its body: no app secret, or no well-formed signature.
-pub fn refused_without_body(app: &App, req: &Req) -> bool {
-    let claim = req.header("x-hub-signature-256").and_then(Claim::hex);
-    app.config.whatsapp_secrets.is_empty() || claim.is_none()
+/// The delivery's signature (`X-Hub-Signature-256`); `None` when it is missing or malformed.
+pub fn claim(req: &Req) -> Option<Claim> {
+    req.header("x-hub-signature-256").and_then(Claim::hex)
 }
 
 /// A Cloud API delivery: its messages as rows for `Store::insert_all`, and how many status
