@@ -385,6 +385,16 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
         assert_eq!(status, 200);
         assert!(took.as_millis() < 1000, "a webhook waited {took:?}");
     }
+    // The probes have workers of their own too.
+    for path in ["/health/live", "/health/ready", "/metrics"] {
+        let t = std::time::Instant::now();
+        assert_eq!(s.get(path).status, 200, "{path}");
+        assert!(
+            t.elapsed().as_millis() < 1000,
+            "{path} waited {:?}",
+            t.elapsed()
+        );
+    }
     stopped_at_the_budget(crowd);
 }
 

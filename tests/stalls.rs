@@ -250,6 +250,41 @@ fn each_lane_starts_one_worker_and_grows_to_its_size_on_demand() {
     assert_eq!(threads(), 10, "workers stay until shutdown");
 }
 
+#[test]
+fn the_webhook_lane_grows_to_four_workers_for_each_of_workers_and_no_more() {
+    let (bin, dir) = binary(&[("WORKERS", "2"), ("BUSY_TIMEOUT_MS", "5000")]);
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", bin.child.id()))
+            .expect("the process's threads")
+            .count()
+    };
+    assert_eq!(threads(), 7);
+    // A neighbour holds the write lock: each webhook keeps its worker while it waits to commit.
+    let neighbour = rusqlite::Connection::open(dir.join("app.db")).expect("open");
+    neighbour
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let addr = bin.addr;
+    let posts: Vec<_> = (0..30)
+        .map(|i| {
+            let body = format!(
+                r#"{{"message_id":"l{i}","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}}"#
+            );
+            std::thread::spawn(move || support::post_signed(addr, &body).status)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        threads(),
+        14,
+        "the webhook lane at its 2 x 4 workers, and no more"
+    );
+    neighbour.execute_batch("ROLLBACK").expect("release");
+    for p in posts {
+        assert_eq!(p.join().expect("post"), 200);
+    }
+}
+
 /// How long each probe, and a small page, takes while the service is under some pressure.
 fn probes_answer_within(addr: std::net::SocketAddr, within: Duration) {
     for path in [
