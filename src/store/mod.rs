@@ -381,6 +381,14 @@ mod tests {
             .expect("insert")
     }
 
+    /// Writes `rows` through the group commit, `chunk` rows a transaction.
+    fn put_all(s: &Store, rows: &[(Message, String)], chunk: usize) {
+        for chunk in rows.chunks(chunk) {
+            let rows = chunk.iter().map(|(m, key)| (m.clone(), key.clone(), None));
+            (s.insert_all(rows.collect(), "2025-01-01T00:00:00.000Z")).expect("insert");
+        }
+    }
+
     #[test]
     fn concurrent_inserts_share_commits_and_every_one_returns() {
         let s = Arc::new(Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open"));
@@ -615,11 +623,8 @@ mod tests {
                 (m, key)
             })
             .collect();
-        for chunk in rows.chunks(700) {
-            s.import(chunk.to_vec(), "2025-01-01T00:00:00.000Z", 300)
-                .expect("import");
-        }
-        // A few through the group-commit path, after the text index's last batch.
+        put_all(&s, &rows, 300);
+        // A few one at a time, after the text index's last batch.
         for (i, edge) in edges.iter().enumerate().take(5) {
             let m = msg(&format!("n{i}"), "+1", edge, Some("late abc"));
             put(&s, &m);
@@ -748,8 +753,7 @@ mod tests {
                 (m, "2025-01-15T10:00:00.000000000Z".to_string())
             })
             .collect();
-        s.import(rows, "2025-01-01T00:00:00.000Z", 1000)
-            .expect("import");
+        put_all(&s, &rows, 1000);
         let f = Filter {
             q: Some("me t".into()),
             limit: 10,
@@ -788,8 +792,8 @@ mod tests {
                 (m, "2025-01-15T10:00:00.000000000Z".to_string())
             })
             .collect();
-        s.import(rows, "2025-01-01T00:00:00.000Z", 3000)
-            .expect("the write is not a read");
+        // The write is not a read.
+        put_all(&s, &rows, 3000);
     }
 
     #[test]
