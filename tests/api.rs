@@ -802,6 +802,9 @@ fn reads_have_a_length_cap_on_q_and_a_time_budget() {
     let store = webhook_api::store::Store::open(
         &webhook_api::config::DbLocation::File(dir.join("app.db")),
         std::time::Duration::from_secs(5),
+        0,
+        std::time::Duration::from_secs(2),
+        15,
     )
     .expect("open");
     let rows = (0..30_000)

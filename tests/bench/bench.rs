@@ -154,6 +154,9 @@ fn writer_limits(dir: &Path) -> Vec<(usize, f64)> {
     let store = Store::open(
         &DbLocation::File(dir.join("writer.db")),
         Duration::from_secs(5),
+        0,
+        Duration::from_secs(2),
+        15,
     )
     .expect("open");
     let rows = |from: u64, n: u64| -> Vec<Row> {
@@ -267,8 +270,14 @@ fn crowd_of_searches(out: &mut Vec<String>, server: &Server, rows: u64, secs: f6
 
 /// Preloads `rows` messages: 1,000 senders, one message a second, 1% mention "hello".
 fn preload(db: &Path, rows: u64) {
-    let store =
-        Store::open(&DbLocation::File(db.to_path_buf()), Duration::from_secs(5)).expect("open");
+    let store = Store::open(
+        &DbLocation::File(db.to_path_buf()),
+        Duration::from_secs(5),
+        0,
+        Duration::from_secs(2),
+        15,
+    )
+    .expect("open");
     let mut batch = Vec::with_capacity(10_000);
     let base = 1_736_935_200u64; // 2025-01-15T10:00:00Z
     for i in 0..rows {
