@@ -50,20 +50,14 @@ pub(super) struct Queue {
 }
 
 impl Store {
-    /// Stores a message unless its id is already there; a known id leaves the stored row as it was.
-    /// `ts_key` is the sortable instant of `m.ts`. Returns once the row's transaction is on disk.
+    /// Stores each row (message, `ts_key`: the sortable instant of its `ts`, what the sender sent
+    /// beside it) unless its id is already there; a known id leaves the stored row as it was. The
+    /// rows commit in the same transaction, or fail together; an outcome for each, in order. A
+    /// second row with the id of an earlier one is a duplicate of it. Returns once the rows'
+    /// transaction is on disk.
     ///
     /// Rows that arrive while a transaction is being written go together into the next one, so
     /// one fsync serves many requests. Each still learns its own outcome.
-    pub fn insert(&self, m: &Message, ts_key: &str, created_at: &str) -> Result<Inserted, Error> {
-        let row = (m.clone(), ts_key.to_string(), None);
-        // One row, one outcome.
-        Ok(self.insert_all(vec![row], created_at)?[0])
-    }
-
-    /// `insert` for several rows (message, `ts_key`, what the sender sent beside it) that commit
-    /// in the same transaction, or fail together; an outcome for each, in order. A second row
-    /// with the id of an earlier one is a duplicate of it.
     pub fn insert_all(&self, rows: Vec<Row>, created_at: &str) -> Result<Vec<Inserted>, Error> {
         let mut queue = lock(&self.queue);
         let first = queue.next_seq;

@@ -58,7 +58,7 @@ pub struct Message {
     pub text: Option<String>,
 }
 
-/// Whether `insert` stored a new row or found the id already there (and changed nothing).
+/// Whether `insert_all` stored a new row or found the id already there (and changed nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
     New,
@@ -245,7 +245,7 @@ impl Store {
     }
 
     /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
-    /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
+    /// top ten come from the aggregates kept by `insert_all`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.usable()?;
         let (mut conn, budget, _) = self.reader(false)?;
@@ -371,8 +371,8 @@ mod tests {
 
     fn put(s: &Store, m: &Message) -> Inserted {
         let key = crate::ts::parse_message_ts(&m.ts).expect("valid ts");
-        s.insert(m, &key, "2025-01-01T00:00:00.000Z")
-            .expect("insert")
+        s.insert_all(vec![(m.clone(), key, None)], "2025-01-01T00:00:00.000Z")
+            .expect("insert")[0]
     }
 
     /// Writes `rows` through the group commit, `chunk` rows a transaction.
