@@ -26,7 +26,7 @@ thread_local! {
     /// millisecond or so of SQLite work, so the check costs a syscall that rarely).
     static CALLS: Cell<u32> = const { Cell::new(0) };
     /// The last read on this thread was interrupted because its client hung up.
-    static HUNG_UP: Cell<bool> = const { Cell::new(false) };
+    pub(super) static HUNG_UP: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` (one request) with `client` watched by every read it makes: when the client hangs
@@ -40,11 +40,6 @@ pub fn while_client<T>(client: Option<(Arc<TcpStream>, bool)>, f: impl FnOnce() 
     let out = f();
     CLIENT.set(None);
     out
-}
-
-/// Whether the last interrupted read on this thread was stopped because its client hung up.
-pub(super) fn client_hung_up() -> bool {
-    HUNG_UP.get()
 }
 
 /// Asks (every 64th call) whether this thread's client has hung up.

@@ -44,7 +44,7 @@ use rusqlite::{Connection, OptionalExtension};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 /// One stored message, as the API shows it.
@@ -124,7 +124,7 @@ impl fmt::Display for Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::OperationInterrupted) if budget::client_hung_up() => {
+            Some(rusqlite::ErrorCode::OperationInterrupted) if budget::HUNG_UP.get() => {
                 Error::ClientGone
             }
             Some(rusqlite::ErrorCode::OperationInterrupted) => Error::OverBudget,
@@ -202,11 +202,8 @@ impl Store {
                 (Some(path.clone()), write, read, adopting)
             }
         };
-        let mut readers = Vec::with_capacity(read.len());
-        for mut conn in read {
-            let budget = Budget::watch(&mut conn, limit)?;
-            readers.push((Mutex::new(conn), budget));
-        }
+        let watch = |mut conn| Budget::watch(&mut conn, limit).map(|b| (Mutex::new(conn), b));
+        let read = read.into_iter().map(watch).collect::<Result<_, _>>()?;
         Ok(Store {
             files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
             verdict: Mutex::new(None),
@@ -217,7 +214,7 @@ impl Store {
             busy_timeout,
             write_budget: Budget::watch(&mut write, limit)?,
             write: Mutex::new(write),
-            read: readers,
+            read,
             next_read: AtomicUsize::new(0),
             queue: Mutex::default(),
             write_failing: AtomicBool::new(false),
@@ -302,13 +299,12 @@ impl Store {
         let start = self.next_read.fetch_add(1, Relaxed);
         for i in 0..pool.len() {
             let (conn, budget) = &pool[(start + i) % pool.len()];
-            match conn.try_lock() {
-                Ok(guard) => return Ok((guard, budget, search)),
-                Err(std::sync::TryLockError::Poisoned(p)) => {
-                    return Ok((p.into_inner(), budget, search));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
+            let guard = match conn.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            return Ok((guard, budget, search));
         }
         let (conn, budget) = &pool[if searches_text { start % pool.len() } else { 0 }];
         Ok((lock(conn), budget, search))
