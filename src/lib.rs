@@ -91,15 +91,14 @@ pub fn start(mut config: Config, log: Logger) -> Result<Running, String> {
         let max = nofile.saturating_sub(FD_RESERVE).max(nofile / 2).max(1);
         config.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    let busy = Duration::from_millis(config.busy_timeout_ms);
-    let readers = match config.read_connections {
-        0 => store::default_readers(),
-        n => n,
-    };
-    let store = store::Store::open_with_readers(&config.db, busy, readers)
-        .map_err(|e| format!("cannot open database: {e}"))?;
-    store.set_read_budget(Duration::from_millis(config.read_budget_ms));
-    store.set_search_cap(config.workers - 1);
+    let store = store::Store::open(
+        &config.db,
+        Duration::from_millis(config.busy_timeout_ms),
+        config.read_connections,
+        Duration::from_millis(config.read_budget_ms),
+        config.workers - 1,
+    )
+    .map_err(|e| format!("cannot open database: {e}"))?;
     let mut metrics =
         metrics::Metrics::new(&[&[webhook::COUNTER][..], &whatsapp::COUNTERS].concat());
     metrics.log_lines_dropped = log.dropped();

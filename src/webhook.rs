@@ -77,8 +77,8 @@ fn receive(app: &App, req: &Req, message_id: &mut Option<String>) -> Result<Inse
     let id = payload.get("message_id").and_then(Value::as_str);
     *message_id = id.map(str::to_owned);
     let (message, ts_key) = validate(&payload).map_err(ApiError::Validation)?;
-    let stored = app.store.insert(&message, &ts_key, &crate::ts::now_utc());
-    stored.map_err(|_| ApiError::StorageUnavailable)
+    let stored = (app.store).insert_all(vec![(message, ts_key, None)], &crate::ts::now_utc());
+    Ok(stored.map_err(|_| ApiError::StorageUnavailable)?[0])
 }
 
 /// The body within its cap (else 413), a secret configured (else 503) and the request signed

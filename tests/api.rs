@@ -803,6 +803,9 @@ fn reads_have_a_length_cap_on_q_and_a_time_budget() {
     let store = webhook_api::store::Store::open(
         &webhook_api::config::DbLocation::File(dir.join("app.db")),
         std::time::Duration::from_secs(5),
+        0,
+        std::time::Duration::from_secs(2),
+        15,
     )
     .expect("open");
     let rows = (0..30_000)
@@ -814,12 +817,12 @@ fn reads_have_a_length_cap_on_q_and_a_time_budget() {
                 ts: "2025-01-15T10:00:00Z".into(),
                 text: Some(format!("text number {i}")),
             };
-            (m, "2025-01-15T10:00:00.000000000Z".to_string())
+            (m, "2025-01-15T10:00:00.000000000Z".to_string(), None)
         })
-        .collect();
-    store
-        .import(rows, "2025-01-15T10:00:00.000Z", 10_000)
-        .expect("import");
+        .collect::<Vec<_>>();
+    for chunk in rows.chunks(10_000) {
+        (store.insert_all(chunk.to_vec(), "2025-01-15T10:00:00.000Z")).expect("insert");
+    }
     drop(store);
     let s = TestServer::start_in(dir, &[("WEBHOOK_SECRET", SECRET), ("READ_BUDGET_MS", "1")]);
     let r = s.get("/messages?q=r%201");

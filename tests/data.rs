@@ -60,11 +60,20 @@ fn generate(n: usize) -> Vec<Row> {
 /// day of receipt, the first `per_day` received `first_day` days ago, each next group two days
 /// later (odd numbers of days, so no group sits on a whole-day retention boundary).
 fn fill(db: &Path, rows: &[Row], per_day: usize, first_day: u64) {
-    let s = Store::open(&DbLocation::File(db.into()), Duration::from_secs(5)).expect("open");
+    let s = Store::open(
+        &DbLocation::File(db.into()),
+        Duration::from_secs(5),
+        0,
+        Duration::from_secs(2),
+        15,
+    )
+    .expect("open");
     for (k, group) in rows.chunks(per_day).enumerate() {
         let created = webhook_api::ts::utc_days_ago(first_day - 2 * k as u64);
-        let batch = group.iter().map(|r| (r.m.clone(), r.key.clone())).collect();
-        s.import(batch, &created, 500).expect("import");
+        for chunk in group.chunks(500) {
+            let batch = chunk.iter().map(|r| (r.m.clone(), r.key.clone(), None));
+            s.insert_all(batch.collect(), &created).expect("insert");
+        }
     }
 }
 

@@ -26,7 +26,7 @@ thread_local! {
     /// millisecond or so of SQLite work, so the check costs a syscall that rarely).
     static CALLS: Cell<u32> = const { Cell::new(0) };
     /// The last read on this thread was interrupted because its client hung up.
-    static HUNG_UP: Cell<bool> = const { Cell::new(false) };
+    pub(super) static HUNG_UP: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` (one request) with `client` watched by every read it makes: when the client hangs
@@ -40,11 +40,6 @@ pub fn while_client<T>(client: Option<(Arc<TcpStream>, bool)>, f: impl FnOnce() 
     let out = f();
     CLIENT.set(None);
     out
-}
-
-/// Whether the last interrupted read on this thread was stopped because its client hung up.
-pub(super) fn client_hung_up() -> bool {
-    HUNG_UP.get()
 }
 
 /// Asks (every 64th call) whether this thread's client has hung up.
@@ -77,19 +72,17 @@ pub(super) struct Budget {
     base: Instant,
     /// Nanoseconds since `base` at which the running read is interrupted; 0 when none runs.
     deadline: AtomicU64,
-    pub(super) limit: Arc<AtomicU64>,
+    /// Every read's time budget in nanoseconds.
+    limit: u64,
 }
 
 impl Budget {
     /// A budget checked by `conn`'s progress handler.
-    pub(super) fn watch(
-        conn: &mut Connection,
-        limit: &Arc<AtomicU64>,
-    ) -> Result<Arc<Budget>, Error> {
+    pub(super) fn watch(conn: &mut Connection, limit: u64) -> Result<Arc<Budget>, Error> {
         let budget = Arc::new(Budget {
             base: Instant::now(),
             deadline: AtomicU64::new(0),
-            limit: Arc::clone(limit),
+            limit,
         });
         budget.rewatch(conn)?;
         Ok(budget)
@@ -112,13 +105,13 @@ impl Budget {
     /// still running there cannot be stopped: it waits on the disk or a lock).
     pub(super) fn stuck(&self) -> bool {
         let d = self.deadline.load(Relaxed);
-        d != 0 && self.base.elapsed().as_nanos() as u64 > d.saturating_add(self.limit.load(Relaxed))
+        d != 0 && self.base.elapsed().as_nanos() as u64 > d.saturating_add(self.limit)
     }
 
     /// Starts the clock of one read; it stops when the guard is dropped.
     pub(super) fn start(&self) -> Clock<'_> {
         let now = self.base.elapsed().as_nanos() as u64;
-        let limit = self.limit.load(Relaxed).max(1);
+        let limit = self.limit.max(1);
         self.deadline.store(now.saturating_add(limit), Relaxed);
         Clock(self)
     }
@@ -158,6 +151,6 @@ impl super::Store {
 
 /// Read connections when none is asked for: one per core, at most 8, and one more kept free of
 /// text searches (`Store::reader`).
-pub fn default_readers() -> usize {
+pub(super) fn default_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().min(8)) + 1
 }

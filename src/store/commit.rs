@@ -30,8 +30,8 @@ pub type Row = (Message, String, Option<Sent>);
 /// One row waiting to be written, and where its outcome goes.
 pub(super) struct Job {
     seq: u64,
-    /// The inserting thread, woken when the row's outcome is published (`None` for `import`).
-    thread: Option<Thread>,
+    /// The inserting thread, woken when the row's outcome is published.
+    thread: Thread,
     message: Message,
     ts_key: String,
     sent: Option<Sent>,
@@ -50,27 +50,29 @@ pub(super) struct Queue {
 }
 
 impl Store {
-    /// Stores a message unless its id is already there; a known id leaves the stored row as it was.
-    /// `ts_key` is the sortable instant of `m.ts`. Returns once the row's transaction is on disk.
+    /// Stores each row (message, `ts_key`: the sortable instant of its `ts`, what the sender sent
+    /// beside it) unless its id is already there; a known id leaves the stored row as it was. The
+    /// rows commit in the same transaction, or fail together; an outcome for each, in order. A
+    /// second row with the id of an earlier one is a duplicate of it. Returns once the rows'
+    /// transaction is on disk.
     ///
     /// Rows that arrive while a transaction is being written go together into the next one, so
     /// one fsync serves many requests. Each still learns its own outcome.
-    pub fn insert(&self, m: &Message, ts_key: &str, created_at: &str) -> Result<Inserted, Error> {
-        let row = (m.clone(), ts_key.to_string(), None);
-        // One row, one outcome.
-        Ok(self.insert_all(vec![row], created_at)?[0])
-    }
-
-    /// `insert` for several rows (message, `ts_key`, what the sender sent beside it) that commit
-    /// in the same transaction, or fail together; an outcome for each, in order. A second row
-    /// with the id of an earlier one is a duplicate of it.
     pub fn insert_all(&self, rows: Vec<Row>, created_at: &str) -> Result<Vec<Inserted>, Error> {
         let mut queue = lock(&self.queue);
         let first = queue.next_seq;
         queue.next_seq += rows.len() as u64;
         // Queued together under one lock, so the leader that takes them takes them all.
-        let me = Some(std::thread::current());
-        (queue.waiting).extend(jobs(rows, first, &me, created_at));
+        let me = std::thread::current();
+        let jobs = (rows.into_iter().zip(first..)).map(|((message, ts_key, sent), seq)| Job {
+            seq,
+            thread: me.clone(),
+            message,
+            ts_key,
+            sent,
+            created_at: created_at.into(),
+        });
+        queue.waiting.extend(jobs);
         let seqs = first..queue.next_seq;
         loop {
             // A batch's outcomes are published together.
@@ -107,22 +109,6 @@ impl Store {
         }
     }
 
-    /// Imports rows (message and `ts_key`) in transactions of `chunk` rows, bypassing the
-    /// group-commit queue: for preloading a database (the benchmark) or a bulk import.
-    pub fn import(
-        &self,
-        rows: Vec<(Message, String)>,
-        created_at: &str,
-        chunk: usize,
-    ) -> Result<(), Error> {
-        let rows = rows.into_iter().map(|(m, key)| (m, key, None));
-        let jobs: Vec<Job> = jobs(rows, 0, &None, created_at).collect();
-        for batch in jobs.chunks(chunk.max(1)) {
-            self.write_batch(batch)?;
-        }
-        Ok(())
-    }
-
     /// Writes a batch in one transaction (all rows commit together or none do), after checking
     /// the file is still in place; remembers whether it failed, for readiness, and reports the
     /// batch's size and time to the writer's metrics.
@@ -139,23 +125,6 @@ impl Store {
         self.write_failing.store(result.is_err(), SeqCst);
         result
     }
-}
-
-/// `rows` as jobs numbered from `first`, each to wake `thread`.
-fn jobs<'a>(
-    rows: impl IntoIterator<Item = Row> + 'a,
-    first: u64,
-    thread: &'a Option<Thread>,
-    created_at: &'a str,
-) -> impl Iterator<Item = Job> + 'a {
-    (rows.into_iter().zip(first..)).map(move |((message, ts_key, sent), seq)| Job {
-        seq,
-        thread: thread.clone(),
-        message,
-        ts_key,
-        sent,
-        created_at: created_at.into(),
-    })
 }
 
 /// The rows of a batch, their aggregates (senders, counters, hours) and, when due, the text
@@ -211,7 +180,7 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
 /// first waiting one, to lead the next batch.
 struct Leader<'a> {
     store: &'a Store,
-    batch: Vec<(u64, Option<Thread>)>,
+    batch: Vec<(u64, Thread)>,
 }
 
 impl Drop for Leader<'_> {
@@ -224,12 +193,12 @@ impl Drop for Leader<'_> {
                 .or_insert_with(|| Err(Error::Failed("the writer failed".into())));
         }
         queue.leader = false;
-        let next = queue.waiting.first().and_then(|j| j.thread.clone());
+        let next = queue.waiting.first().map(|j| j.thread.clone());
         drop(queue);
         // Not the leader itself: it is awake, and a token left for it would cut its next wait
         // short for nothing.
         let me = std::thread::current().id();
-        let batch = self.batch.iter().filter_map(|(_, t)| t.as_ref());
+        let batch = self.batch.iter().map(|(_, t)| t);
         for thread in batch.chain(&next).filter(|t| t.id() != me) {
             thread.unpark();
         }

@@ -188,7 +188,7 @@ pub(super) fn claim(path: &Path) -> Result<std::fs::File, Error> {
 }
 
 /// A file beside the database file: its name followed by `suffix` (`-wal`, `.lock`).
-fn beside(path: &Path, suffix: &str) -> PathBuf {
+pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

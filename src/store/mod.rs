@@ -30,7 +30,7 @@ mod prune;
 mod schema;
 mod search;
 
-pub use budget::{default_readers, while_client};
+pub use budget::while_client;
 pub use commit::{Row, Sent};
 pub use plan::Plan;
 pub use prune::{Pass, Policy, Reason};
@@ -39,12 +39,12 @@ pub use search::fold;
 
 use crate::config::DbLocation;
 use crate::lock;
-use budget::Budget;
+use budget::{Budget, default_readers};
 use rusqlite::{Connection, OptionalExtension};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 /// One stored message, as the API shows it.
@@ -58,7 +58,7 @@ pub struct Message {
     pub text: Option<String>,
 }
 
-/// Whether `insert` stored a new row or found the id already there (and changed nothing).
+/// Whether `insert_all` stored a new row or found the id already there (and changed nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
     New,
@@ -124,7 +124,7 @@ impl fmt::Display for Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::OperationInterrupted) if budget::client_hung_up() => {
+            Some(rusqlite::ErrorCode::OperationInterrupted) if budget::HUNG_UP.get() => {
                 Error::ClientGone
             }
             Some(rusqlite::ErrorCode::OperationInterrupted) => Error::OverBudget,
@@ -143,11 +143,11 @@ pub struct Store {
     files: Mutex<health::Files>,
     /// The health monitor's last verdict: `None` when its probes passed (`health`).
     verdict: Mutex<Option<&'static str>>,
-    /// Text searches running or waiting for a connection, and how many may (`set_search_cap`;
-    /// all the general workers but one): past that a search is refused at once (`Error::Busy`), so
-    /// searches never hold every worker.
+    /// Text searches running or waiting for a connection, and how many may (`open`'s
+    /// `search_cap`; all the general workers but one): past that a search is refused at once
+    /// (`Error::Busy`), so searches never hold every worker.
     searching: AtomicUsize,
-    search_cap: AtomicUsize,
+    search_cap: usize,
     busy_timeout: Duration,
     write: Mutex<Connection>,
     /// Reads of an in-memory database share the write connection; this is their budget.
@@ -158,8 +158,6 @@ pub struct Store {
     read: Vec<(Mutex<Connection>, Arc<Budget>)>,
     /// Where the next read starts looking for a free connection.
     next_read: AtomicUsize,
-    /// Every read's time budget in nanoseconds (`set_read_budget`).
-    limit: Arc<AtomicU64>,
     queue: Mutex<commit::Queue>,
     /// Set when a write failed, cleared by the next that succeeds; readiness probes while set.
     write_failing: AtomicBool,
@@ -170,20 +168,23 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and its schema, with `default_readers()` read
-    /// connections. `busy_timeout` is how long a statement waits for a lock held by another
-    /// process before failing.
-    pub fn open(location: &DbLocation, busy_timeout: Duration) -> Result<Store, Error> {
-        Store::open_with_readers(location, busy_timeout, default_readers())
-    }
-
-    /// `open` with `readers` read connections (at least one).
-    pub fn open_with_readers(
+    /// Opens (creating if needed) the database and its schema. `busy_timeout` is how long a
+    /// statement waits for a lock held by another process before failing; `readers` the number
+    /// of read connections (0: `default_readers()`); `read_budget` every read's time budget;
+    /// `search_cap` how many text searches may run or wait for a connection at once (at least
+    /// one).
+    pub fn open(
         location: &DbLocation,
         busy_timeout: Duration,
         readers: usize,
+        read_budget: Duration,
+        search_cap: usize,
     ) -> Result<Store, Error> {
-        let limit = Arc::new(AtomicU64::new(2_000_000_000));
+        let limit = u64::try_from(read_budget.as_nanos()).unwrap_or(u64::MAX);
+        let readers = match readers {
+            0 => default_readers(),
+            n => n,
+        };
         let mut claim = None;
         let (path, mut write, read, adopting) = match location {
             DbLocation::Memory => {
@@ -197,45 +198,29 @@ impl Store {
                     std::fs::create_dir_all(dir).map_err(|e| Error::Failed(fail(e)))?;
                 }
                 claim = Some(health::claim(path)?);
-                let (write, read, adopting) = schema::connect(path, busy_timeout, readers.max(1))?;
+                let (write, read, adopting) = schema::connect(path, busy_timeout, readers)?;
                 (Some(path.clone()), write, read, adopting)
             }
         };
-        let mut readers = Vec::with_capacity(read.len());
-        for mut conn in read {
-            let budget = Budget::watch(&mut conn, &limit)?;
-            readers.push((Mutex::new(conn), budget));
-        }
+        let watch = |mut conn| Budget::watch(&mut conn, limit).map(|b| (Mutex::new(conn), b));
+        let read = read.into_iter().map(watch).collect::<Result<_, _>>()?;
         Ok(Store {
             files: Mutex::new(path.as_deref().map(health::Files::at).unwrap_or_default()),
             verdict: Mutex::new(None),
             searching: AtomicUsize::new(0),
-            search_cap: AtomicUsize::new(15),
+            search_cap: search_cap.max(1),
             _claim: claim,
             path,
             busy_timeout,
-            write_budget: Budget::watch(&mut write, &limit)?,
+            write_budget: Budget::watch(&mut write, limit)?,
             write: Mutex::new(write),
-            read: readers,
+            read,
             next_read: AtomicUsize::new(0),
-            limit,
             queue: Mutex::default(),
             write_failing: AtomicBool::new(false),
             writer: Default::default(),
             adopting: AtomicBool::new(adopting),
         })
-    }
-
-    /// How many text searches may run or wait for a connection at once (at least one; 15 until
-    /// set).
-    pub fn set_search_cap(&self, searches: usize) {
-        self.search_cap.store(searches.max(1), Relaxed);
-    }
-
-    /// Sets the time budget of every read (two seconds until set).
-    pub fn set_read_budget(&self, limit: Duration) {
-        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-        self.limit.store(nanos, Relaxed);
     }
 
     /// One page of messages ordered by instant then id, and the exact count of all that match,
@@ -257,7 +242,7 @@ impl Store {
     }
 
     /// Counts, top senders and the first and last timestamps, from one snapshot. Counts and the
-    /// top ten come from the aggregates kept by `insert`; first and last are index lookups.
+    /// top ten come from the aggregates kept by `insert_all`; first and last are index lookups.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.usable()?;
         let (mut conn, budget, _) = self.reader(false)?;
@@ -304,7 +289,7 @@ impl Store {
         }
         let pool = &self.read[usize::from(searches_text && self.read.len() > 1)..];
         let search = match searches_text {
-            true if self.searching.fetch_add(1, SeqCst) >= self.search_cap.load(Relaxed) => {
+            true if self.searching.fetch_add(1, SeqCst) >= self.search_cap => {
                 self.searching.fetch_sub(1, SeqCst);
                 return Err(Error::Busy);
             }
@@ -314,13 +299,12 @@ impl Store {
         let start = self.next_read.fetch_add(1, Relaxed);
         for i in 0..pool.len() {
             let (conn, budget) = &pool[(start + i) % pool.len()];
-            match conn.try_lock() {
-                Ok(guard) => return Ok((guard, budget, search)),
-                Err(std::sync::TryLockError::Poisoned(p)) => {
-                    return Ok((p.into_inner(), budget, search));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
+            let guard = match conn.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            return Ok((guard, budget, search));
         }
         let (conn, budget) = &pool[if searches_text { start % pool.len() } else { 0 }];
         Ok((lock(conn), budget, search))
@@ -375,15 +359,29 @@ mod tests {
         }
     }
 
+    /// A store on `db` with a 1 s busy timeout and the service's defaults: `default_readers()`,
+    /// two-second reads, 15 text searches.
+    fn open(db: &DbLocation) -> Store {
+        Store::open(db, Duration::from_secs(1), 0, Duration::from_secs(2), 15).expect("open")
+    }
+
     fn put(s: &Store, m: &Message) -> Inserted {
         let key = crate::ts::parse_message_ts(&m.ts).expect("valid ts");
-        s.insert(m, &key, "2025-01-01T00:00:00.000Z")
-            .expect("insert")
+        s.insert_all(vec![(m.clone(), key, None)], "2025-01-01T00:00:00.000Z")
+            .expect("insert")[0]
+    }
+
+    /// Writes `rows` through the group commit, `chunk` rows a transaction.
+    fn put_all(s: &Store, rows: &[(Message, String)], chunk: usize) {
+        for chunk in rows.chunks(chunk) {
+            let rows = chunk.iter().map(|(m, key)| (m.clone(), key.clone(), None));
+            (s.insert_all(rows.collect(), "2025-01-01T00:00:00.000Z")).expect("insert");
+        }
     }
 
     #[test]
     fn concurrent_inserts_share_commits_and_every_one_returns() {
-        let s = Arc::new(Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open"));
+        let s = Arc::new(open(&DbLocation::Memory));
         let (done, finished) = std::sync::mpsc::channel();
         for t in 0..16 {
             let (s, done) = (Arc::clone(&s), done.clone());
@@ -413,7 +411,7 @@ mod tests {
 
     #[test]
     fn insert_is_idempotent_and_keeps_the_first_row() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::Memory);
         assert_eq!(
             put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", Some("a"))),
             Inserted::New
@@ -436,7 +434,7 @@ mod tests {
 
     #[test]
     fn insert_all_commits_once_and_a_repeated_id_is_a_duplicate() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::Memory);
         put(&s, &msg("known", "+1", "2025-01-15T10:00:00Z", None));
         let row = |id: &str, kind: &str| {
             let m = msg(id, "+2", "2025-01-15T11:00:00Z", Some(id));
@@ -492,7 +490,7 @@ mod tests {
 
     #[test]
     fn stats_on_empty_and_filled() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::Memory);
         let empty = s.stats().expect("stats");
         assert_eq!(
             (empty.total_messages, empty.first_ts, empty.last_ts),
@@ -544,7 +542,7 @@ mod tests {
 
     #[test]
     fn every_shortcut_agrees_with_a_model_of_the_rows() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::Memory);
         const ALPHABET: [&str; 17] = [
             "a", "b", "A", "Ä", "ä", "ß", "%", "_", "\"", "é", "Σ", "σ", "ς", " ", "x", "😀", "\0",
         ];
@@ -615,11 +613,8 @@ mod tests {
                 (m, key)
             })
             .collect();
-        for chunk in rows.chunks(700) {
-            s.import(chunk.to_vec(), "2025-01-01T00:00:00.000Z", 300)
-                .expect("import");
-        }
-        // A few through the group-commit path, after the text index's last batch.
+        put_all(&s, &rows, 300);
+        // A few one at a time, after the text index's last batch.
         for (i, edge) in edges.iter().enumerate().take(5) {
             let m = msg(&format!("n{i}"), "+1", edge, Some("late abc"));
             put(&s, &m);
@@ -694,7 +689,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("webhook-api-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("app.db");
-        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::File(path.clone()));
         let check = |s: &Store| {
             let w = lock(&s.write);
             let pragma = |name: &str| -> String {
@@ -726,7 +721,7 @@ mod tests {
         assert_eq!((header[18], header[19]), (2, 2));
         // A replaced file is reopened with the same settings.
         drop(s);
-        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::File(path.clone()));
         std::fs::rename(&path, dir.join("old.db")).expect("move away");
         std::fs::copy(dir.join("old.db"), &path).expect("put a copy back");
         put(&s, &msg("after", "+1", "2025-01-15T10:00:00Z", None));
@@ -736,7 +731,11 @@ mod tests {
 
     #[test]
     fn reads_past_their_budget_are_interrupted() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let dir = std::env::temp_dir().join(format!("webhook-api-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = DbLocation::File(dir.join("app.db"));
+        let open_with = |budget| Store::open(&db, Duration::from_secs(1), 0, budget, 15);
+        let s = open_with(Duration::from_nanos(1)).expect("open");
         let rows: Vec<(Message, String)> = (0..5000)
             .map(|i| {
                 let m = msg(
@@ -748,34 +747,35 @@ mod tests {
                 (m, "2025-01-15T10:00:00.000000000Z".to_string())
             })
             .collect();
-        s.import(rows, "2025-01-01T00:00:00.000Z", 1000)
-            .expect("import");
+        put_all(&s, &rows, 1000);
         let f = Filter {
             q: Some("me t".into()),
             limit: 10,
             ..Filter::default()
         };
-        s.set_read_budget(Duration::from_nanos(1));
         assert_eq!(s.list(&f).map(|p| p.total), Err(Error::OverBudget));
         assert!(
             matches!(s.stats(), Err(Error::OverBudget) | Ok(_)),
             "stats is cheap"
         );
-        s.set_read_budget(Duration::from_secs(5));
+        put(&s, &msg("w", "+1", "2025-01-15T10:00:00Z", None));
+        drop(s);
+        let s = open_with(Duration::from_secs(5)).expect("reopen");
         assert_eq!(
             s.list(&f).map(|p| p.total),
             Ok(5000),
-            "the next read has its own budget"
+            "the same read within a budget it fits"
         );
-        put(&s, &msg("w", "+1", "2025-01-15T10:00:00Z", None));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_read_budget_ends_with_its_read() {
         // In memory, reads share the write connection: a read's deadline must not outlive it,
         // or the next big write would be interrupted.
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
-        s.set_read_budget(Duration::from_millis(20));
+        let budget = Duration::from_millis(20);
+        let s =
+            Store::open(&DbLocation::Memory, Duration::from_secs(1), 0, budget, 15).expect("open");
         s.list(&Filter {
             limit: 1,
             ..Filter::default()
@@ -788,8 +788,8 @@ mod tests {
                 (m, "2025-01-15T10:00:00.000000000Z".to_string())
             })
             .collect();
-        s.import(rows, "2025-01-01T00:00:00.000Z", 3000)
-            .expect("the write is not a read");
+        // The write is not a read.
+        put_all(&s, &rows, 3000);
     }
 
     #[test]
@@ -797,7 +797,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("webhook-api-readers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let db = DbLocation::File(dir.join("app.db"));
-        let s = Store::open_with_readers(&db, Duration::from_secs(5), 2).expect("open");
+        let s =
+            Store::open(&db, Duration::from_secs(5), 2, Duration::from_secs(2), 15).expect("open");
         put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", Some("x")));
         std::thread::scope(|scope| {
             for _ in 0..6 {
@@ -821,7 +822,7 @@ mod tests {
 
     #[test]
     fn inserts_fill_the_text_index_in_batches() {
-        let s = Store::open(&DbLocation::Memory, Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::Memory);
         let watermark = |s: &Store| counter(&lock(&s.write), "fts_rowid").expect("watermark");
         for i in 0..255 {
             put(
@@ -877,8 +878,13 @@ mod tests {
                 .and_then(|c| c.execute_batch(sql))
                 .expect("make");
             let before = std::fs::read(&path).expect("read");
-            let Err(e) = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1))
-            else {
+            let Err(e) = Store::open(
+                &DbLocation::File(path.clone()),
+                Duration::from_secs(1),
+                0,
+                Duration::from_secs(2),
+                15,
+            ) else {
                 panic!("{name} must be refused")
             };
             assert!(e.to_string().contains(says), "{name}: {e}");
@@ -890,7 +896,7 @@ mod tests {
         }
         // Ours, before versioning (0, our columns): opened, and versioned.
         let path = dir.join("app.db");
-        let s = Store::open(&DbLocation::File(path.clone()), Duration::from_secs(1)).expect("open");
+        let s = open(&DbLocation::File(path.clone()));
         put(&s, &msg("m1", "+1", "2025-01-15T10:00:00Z", None));
         let version: i64 = lock(&s.write)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -921,7 +927,8 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let bad = DbLocation::File("/proc/no-such-dir/app.db".into());
-        let Err(e) = Store::open(&bad, Duration::from_secs(1)) else {
+        let Err(e) = Store::open(&bad, Duration::from_secs(1), 0, Duration::from_secs(2), 15)
+        else {
             panic!("cannot open under /proc")
         };
         assert!(e.to_string().contains("/proc/no-such-dir"), "{e}");

@@ -48,10 +48,7 @@ const WALK_FROM: i64 = 2000;
 pub fn list(tx: &Connection, f: &Filter, forced: Option<Plan>) -> Result<Page, Error> {
     let q = f.q.as_deref().map(search::fold);
     let indexed = q.as_deref().is_some_and(search::indexed);
-    let from_rows = match &f.from {
-        Some(from) => Some(sender_rows(tx, from)?),
-        None => None,
-    };
+    let from_rows = (f.from.as_deref().map(|from| sender_rows(tx, from))).transpose()?;
     // One filter alone: its aggregate is the total, and it picks the plan.
     let alone = match (&from_rows, &f.since_key, &q) {
         (None, None, None) => Some((counter(tx, "messages")?, Plan::Time)),

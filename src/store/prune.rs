@@ -10,9 +10,10 @@
 //! few milliseconds at most, never for a whole pass.
 //! Leaves out: when pruning is on, the thread that runs a pass every 250 ms (the budget is
 //! checked this often) and the log lines (`lib`), HTTP (`erase`).
-//! Uses: rusqlite, `hours`, `search`, `lock`, `metrics::Writer` (through the `Store`).
+//! Uses: rusqlite, `hours`, `search`, `health` (the WAL's name), `lock`, `metrics::Writer` (through
+//! the `Store`).
 
-use super::{Error, Store, hours, lock, search};
+use super::{Error, Store, health, hours, lock, search};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::atomic::Ordering::Relaxed;
@@ -169,9 +170,7 @@ impl Store {
     pub fn file_bytes(&self) -> u64 {
         let Some(path) = &self.path else { return 0 };
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        let bytes = size(path) + size(wal.as_ref());
+        let bytes = size(path) + size(&health::beside(path, "-wal"));
         self.writer.file_bytes.store(bytes, Relaxed);
         bytes
     }

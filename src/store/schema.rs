@@ -180,7 +180,7 @@ pub fn connect(
     write.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
     // `journal_mode` answers with a row, so it is read rather than executed.
     let _mode: String = write.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    // FULL: every commit is fsynced before `insert` returns (a 200 means "on disk").
+    // FULL: every commit is fsynced before `insert_all` returns (a 200 means "on disk").
     // temp_store: the container image has no /tmp.
     // wal_autocheckpoint 8000 pages (32 MiB) instead of 1000: the checkpoint runs inside a
     // committing request, and doing it an eighth as often lifted durable ingest by ~15% in

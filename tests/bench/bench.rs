@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use webhook_api::config::DbLocation;
-use webhook_api::store::{Message, Store};
+use webhook_api::store::{Message, Row, Store};
 
 /// Builds the request a connection sends next, from its index and its request count.
 type MakeRequest = Box<dyn Fn(usize, u64) -> Vec<u8> + Sync>;
@@ -147,16 +147,19 @@ fn commit_limits(dir: &Path, secs: f64) -> (f64, f64) {
     (measure(1), measure(64))
 }
 
-/// The service's own writer in-process (`Store::import`, the same transaction as a batch of
+/// The service's own writer in-process (`Store::insert_all`, the same transaction as a batch of
 /// webhooks) on a table of 20,000 rows, at 8, 32 and 128 rows a commit: rows/s for each, so the
 /// cost of the rows themselves reads apart from the cost of HTTP and of gathering a batch.
 fn writer_limits(dir: &Path) -> Vec<(usize, f64)> {
     let store = Store::open(
         &DbLocation::File(dir.join("writer.db")),
         Duration::from_secs(5),
+        0,
+        Duration::from_secs(2),
+        15,
     )
     .expect("open");
-    let rows = |from: u64, n: u64| -> Vec<(Message, String)> {
+    let rows = |from: u64, n: u64| -> Vec<Row> {
         (from..from + n)
             .map(|i| {
                 let id = format!("w{}-{i}", i % 64);
@@ -174,19 +177,25 @@ fn writer_limits(dir: &Path) -> Vec<(usize, f64)> {
                         text,
                     },
                     key,
+                    None,
                 )
             })
             .collect()
     };
     let at = "2025-01-15T10:00:00.000Z";
-    store.import(rows(0, 20_000), at, 500).expect("import");
+    for batch in rows(0, 20_000).chunks(500) {
+        store.insert_all(batch.to_vec(), at).expect("insert");
+    }
     [8, 32, 128]
         .into_iter()
         .enumerate()
         .map(|(k, chunk)| {
-            let batch = rows(20_000 + k as u64 * 4096, 4096);
+            let rows = rows(20_000 + k as u64 * 4096, 4096);
+            let batches: Vec<Vec<Row>> = rows.chunks(chunk).map(<[Row]>::to_vec).collect();
             let t = Instant::now();
-            store.import(batch, at, chunk).expect("import");
+            for batch in batches {
+                store.insert_all(batch, at).expect("insert");
+            }
             (chunk, 4096.0 / t.elapsed().as_secs_f64())
         })
         .collect()
@@ -261,9 +270,15 @@ fn crowd_of_searches(out: &mut Vec<String>, server: &Server, rows: u64, secs: f6
 
 /// Preloads `rows` messages: 1,000 senders, one message a second, 1% mention "hello".
 fn preload(db: &Path, rows: u64) {
-    let store =
-        Store::open(&DbLocation::File(db.to_path_buf()), Duration::from_secs(5)).expect("open");
-    let mut batch = Vec::with_capacity(100_000);
+    let store = Store::open(
+        &DbLocation::File(db.to_path_buf()),
+        Duration::from_secs(5),
+        0,
+        Duration::from_secs(2),
+        15,
+    )
+    .expect("open");
+    let mut batch = Vec::with_capacity(10_000);
     let base = 1_736_935_200u64; // 2025-01-15T10:00:00Z
     for i in 0..rows {
         let t = base + i;
@@ -287,20 +302,17 @@ fn preload(db: &Path, rows: u64) {
             ts,
             text: Some(text),
         };
-        batch.push((m, key));
-        if batch.len() == 100_000 {
+        batch.push((m, key, None));
+        if batch.len() == 10_000 {
+            let at = "2025-01-15T10:00:00.000Z";
             store
-                .import(
-                    std::mem::take(&mut batch),
-                    "2025-01-15T10:00:00.000Z",
-                    10_000,
-                )
-                .expect("import");
+                .insert_all(std::mem::take(&mut batch), at)
+                .expect("insert");
         }
     }
     store
-        .import(batch, "2025-01-15T10:00:00.000Z", 10_000)
-        .expect("import");
+        .insert_all(batch, "2025-01-15T10:00:00.000Z")
+        .expect("insert");
 }
 
 /// `bench footprint <bin>`: the numbers of the README's footprint table.
