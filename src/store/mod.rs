@@ -939,4 +939,33 @@ mod tests {
         assert_eq!(fold("ÄRGER Straße"), "ärger straße");
         assert!(fold("Ärger").contains(&fold("ärger")));
     }
+
+    #[test]
+    fn a_text_alone_walks_the_time_index_past_two_thousand_matches() {
+        let s = open(&DbLocation::Memory);
+        let row = |i: usize| {
+            let m = msg(
+                &format!("r{i}"),
+                "+1",
+                "2025-01-15T10:00:00Z",
+                Some("a refund"),
+            );
+            (m, "2025-01-15T10:00:00.000000000Z".to_string())
+        };
+        put_all(&s, &(0..2000).map(row).collect::<Vec<_>>(), 500);
+        let plan = |q: &str| {
+            let f = Filter {
+                q: Some(q.into()),
+                limit: 5,
+                ..Filter::default()
+            };
+            let page = s.list(&f).expect("list");
+            (page.total, page.plan)
+        };
+        assert_eq!(plan("refund"), (2000, Plan::Text), "at 2,000 matches");
+        // Too short for the trigram index: the time index, however few the matches.
+        assert_eq!(plan("re"), (2000, Plan::Time));
+        put_all(&s, &[row(2000)], 1);
+        assert_eq!(plan("refund"), (2001, Plan::Time), "past 2,000");
+    }
 }
