@@ -968,4 +968,41 @@ mod tests {
         put_all(&s, &[row(2000)], 1);
         assert_eq!(plan("refund"), (2001, Plan::Time), "past 2,000");
     }
+
+    #[test]
+    fn filters_together_take_the_text_index_when_its_matches_cost_less_than_the_senders_rows() {
+        let s = open(&DbLocation::Memory);
+        let row = |i: usize, from: &str, text: &str| {
+            let m = msg(
+                &format!("{from}-{i}"),
+                from,
+                "2025-01-15T10:00:00Z",
+                Some(text),
+            );
+            (m, "2025-01-15T10:00:00.000000000Z".to_string())
+        };
+        // One match of `refund`, from +1, in the text index (it indexes the first rows once
+        // there are enough of them); a fetch costs 20 index entries.
+        let mut rows = vec![row(0, "+1", "a refund")];
+        rows.extend((1..20).map(|i| row(i, "+1", "hello")));
+        rows.extend((0..400).map(|i| row(i, "+2", "hello")));
+        put_all(&s, &rows, 420);
+        let plan = || {
+            let f = Filter {
+                from: Some("+1".into()),
+                q: Some("refund".into()),
+                limit: 5,
+                ..Filter::default()
+            };
+            let page = s.list(&f).expect("list");
+            (page.total, page.plan)
+        };
+        assert_eq!(
+            plan(),
+            (1, Plan::Sender),
+            "20 rows of the sender: as costly"
+        );
+        put_all(&s, &[row(20, "+1", "hello")], 1);
+        assert_eq!(plan(), (1, Plan::Text), "21 rows: the one match is cheaper");
+    }
 }
