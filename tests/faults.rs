@@ -399,6 +399,40 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
 }
 
 #[test]
+fn a_probe_worker_serves_only_probes_whatever_is_pipelined_behind_one() {
+    use std::io::Write;
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[
+            ("WEBHOOK_SECRET", SECRET),
+            ("READ_BUDGET_MS", "3000"),
+            ("WORKERS", "4"),
+        ],
+    );
+    // On each of two connections (the probes' lane has two workers), a probe and then an
+    // endless read: the read goes to the general lane, not to the worker that served the probe.
+    let two = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /__fault/endless-read HTTP/1.1\r\nHost: x\r\n\r\n";
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+            c.write_all(two).expect("send");
+            c
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for path in ["/health/live", "/health/ready", "/metrics"] {
+        let t = std::time::Instant::now();
+        assert_eq!(s.get(path).status, 200, "{path}");
+        assert!(
+            t.elapsed().as_millis() < 1000,
+            "{path} waited {:?}",
+            t.elapsed()
+        );
+    }
+    drop(held);
+}
+
+#[test]
 fn a_request_that_arrives_while_a_worker_has_its_connection_is_served() {
     use std::io::{Read, Write};
     let s = TestServer::start_in(

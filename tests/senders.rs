@@ -296,6 +296,7 @@ fn a_bad_missing_or_reserialized_signature_is_401_and_stores_nothing() {
     );
     // A well-formed signature with `100 Continue` asked: the interim answer, then the body.
     let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    (c.set_read_timeout(Some(std::time::Duration::from_secs(5)))).expect("timeout");
     let head = format!(
         "POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-Hub-Signature-256: {right}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -7,7 +7,6 @@ mod support;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 use support::{Binary, SECRET, exchange, parse_response};
 
@@ -273,7 +272,11 @@ fn the_webhook_lane_grows_to_four_workers_for_each_of_workers_and_no_more() {
             std::thread::spawn(move || support::post_signed(addr, &body).status)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while threads() < 14 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         threads(),
         14,
@@ -376,20 +379,24 @@ fn a_neighbours_write_lock_never_stalls_readiness_metrics_or_liveness() {
 #[test]
 fn a_client_pipelining_thousands_of_requests_gives_its_worker_up_to_another_client() {
     // One general worker: while it serves a pipelining client, a second client's request waits
-    // for it, and the worker hands the pipeliner back at its next answer.
-    let (bin, _dir) = binary(&[("WORKERS", "1")]);
+    // for it, and the worker hands the pipeliner back at its next answer. The order of service
+    // is the order of the access log's lines.
+    let s = support::TestServer::start_in(
+        support::temp_dir(),
+        &[("WORKERS", "1"), ("LOG_LEVEL", "INFO")],
+    );
     const SENT: usize = 20_000;
-    let mut a = TcpStream::connect(bin.addr).expect("connect");
-    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (mut reader, count) = (a.try_clone().expect("clone"), answered.clone());
+    let mut a = TcpStream::connect(s.addr).expect("connect");
+    a.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut reader = a.try_clone().expect("clone");
     let reads = std::thread::spawn(move || {
-        let (mut buf, mut tail) = (vec![0u8; 64 * 1024], Vec::new());
-        while count.load(SeqCst) < SENT {
+        let (mut buf, mut tail, mut answered) = (vec![0u8; 64 * 1024], Vec::new(), 0);
+        while answered < SENT {
             let n = reader.read(&mut buf).expect("answers");
-            assert!(n > 0, "closed after {} answers", count.load(SeqCst));
+            assert!(n > 0, "closed after {answered} answers");
             tail.extend_from_slice(&buf[..n]);
-            let ends = tail.windows(8).filter(|w| w == b"HTTP/1.1").count();
-            count.fetch_add(ends, SeqCst);
+            answered += tail.windows(8).filter(|w| w == b"HTTP/1.1").count();
             tail.drain(..tail.len().saturating_sub(7));
         }
     });
@@ -398,20 +405,27 @@ fn a_client_pipelining_thousands_of_requests_gives_its_worker_up_to_another_clie
         a.write_all(&one.repeat(SENT)).expect("send");
         a
     });
-    while answered.load(SeqCst) < 10 {
-        std::thread::yield_now();
+    let stats = |lines: &[Value]| lines.iter().filter(|l| l["path"] == "/stats").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(&s.logs.lines()) < 10 {
+        assert!(Instant::now() < deadline, "the pipeliner was not served");
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let r = support::request(bin.addr, "GET", "/stats", &[], b"");
-    let when = answered.load(SeqCst);
-    assert_eq!(r.status, 200);
+    assert_eq!(s.get("/openapi.json").status, 200);
     let _a = writes.join().expect("writer");
     reads.join().expect("reader");
-    // Served after the request in progress (11 to 48 answers here); a worker that keeps the
-    // pipeliner serves every request it has buffered first (6,111 here, what the socket held).
+    let lines = s.logs.lines();
+    let second = (lines.iter())
+        .position(|l| l["path"] == "/openapi.json")
+        .expect("the second client's line");
+    let before = stats(&lines[..second]);
+    // Served after the pipeliner's request in progress (15 to 48 requests in, here); a worker
+    // that keeps the pipeliner serves every request it has buffered first (2,046 to 6,111 here).
     assert!(
-        when < 1_000,
-        "the second client was answered after {when} of the pipeliner's {SENT} answers"
+        before < 1_000,
+        "the second client was served after {before} of the pipeliner's {SENT} requests"
     );
+    assert_eq!(stats(&lines), SENT);
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! `run`). Uses: `wire` (a parsed request's method and path), `lock`.
 
 use crate::lock;
-use crate::wire::Parse;
+use crate::wire::{Head, Parse};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -39,11 +39,16 @@ pub enum Lane {
 }
 
 /// The lane of a parsed request: a webhook POST (either protocol), the probes (any method: a
-/// 405 is as cheap), or the rest.
+/// 405 is as cheap), or the rest (a framing error too).
 pub fn lane_of(parse: &Parse) -> Lane {
-    let Parse::Done { head, .. } = parse else {
-        return Lane::General;
-    };
+    match parse {
+        Parse::Done { head, .. } => lane_of_head(head),
+        _ => Lane::General,
+    }
+}
+
+/// The lane of a request by its head.
+pub fn lane_of_head(head: &Head) -> Lane {
     match (head.method.as_str(), head.target.split('?').next()) {
         ("POST", Some("/webhook" | "/webhook/whatsapp")) => Lane::Webhooks,
         (_, Some("/health/live" | "/health/ready" | "/metrics")) => Lane::Probes,
@@ -156,5 +161,43 @@ impl<T: Send + 'static> Pool<T> {
             })?;
         workers.push(worker);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_and_method_has_its_lane() {
+        let limits = crate::wire::Limits {
+            max_request_line: 1024,
+            max_head: 1024,
+            max_headers: 10,
+            max_body: 1024,
+            large_body: ("/webhook/whatsapp", 1024),
+        };
+        let lane = |method: &str, target: &str| {
+            let raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            lane_of(&crate::wire::parse_request(raw.as_bytes(), &limits))
+        };
+        use Lane::{General as G, Probes as P, Webhooks as W};
+        for (method, target, expected) in [
+            ("POST", "/webhook", W),
+            ("POST", "/webhook/whatsapp?x=1", W),
+            ("GET", "/webhook/whatsapp", G),
+            ("GET", "/webhook", G),
+            ("GET", "/health/live", P),
+            ("HEAD", "/health/ready", P),
+            ("DELETE", "/metrics", P),
+            ("GET", "/metrics?x", P),
+            ("GET", "/messages", G),
+            ("POST", "/erase", G),
+            ("GET", "/health", G),
+        ] {
+            assert_eq!(lane(method, target), expected, "{method} {target}");
+        }
+        let bad = crate::wire::parse_request(b"NOT HTTP\r\n\r\n", &limits);
+        assert_eq!(lane_of(&bad), G, "a framing error");
     }
 }

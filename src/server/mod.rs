@@ -5,9 +5,10 @@
 //! Readiness, not threads, carries waiting connections: the poller (`poller`, over epoll through
 //! mio) accepts, reads what arrives, keeps every deadline, and hands a connection to a worker
 //! only when a whole request (or a framing error) is buffered. A worker answers it, writes what
-//! the socket takes without waiting, serves requests already pipelined behind it while no other
-//! request waits for a worker, and hands the connection back: to wait for the next request, or
-//! for a slow reader to take the rest of a response. So idle, trickling and non-reading clients cost a registration and their bytes,
+//! the socket takes without waiting, serves requests already pipelined behind it (those of its
+//! own lane, while no other request waits for a worker), and hands the connection back: to wait
+//! for the next request, to take another lane's, or for a slow reader to take the rest of a
+//! response. So idle, trickling and non-reading clients cost a registration and their bytes,
 //! never a worker. At `MAX_CONNECTIONS` the connection idle longest is shed for a newcomer; only
 //! when every connection has a request in progress does a newcomer get 503.
 //!
@@ -26,7 +27,7 @@ use crate::log::{Level, Line};
 use crate::wire::{self, Limits, Parse, WireError};
 use crate::{App, lock, router};
 use conn::Conn;
-use lanes::Lanes;
+use lanes::{Lane, Lanes};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -81,6 +82,8 @@ struct Job {
     token: usize,
     conn: Conn,
     parse: Option<Parse>,
+    /// The lane it was sent to: the worker serves only requests of that lane.
+    lane: Lane,
 }
 
 impl Server {
@@ -161,13 +164,14 @@ fn work(app: &App, shared: &Shared, job: Job) {
         token,
         mut conn,
         parse,
+        lane,
     } = job;
     shared.queued.fetch_sub(1, SeqCst);
     let mut scratch = [0u8; 8192];
     // A bug in the framing code must cost this connection, not the worker.
     let keep = catch_unwind(AssertUnwindSafe(|| {
         let parse = parse.unwrap_or_else(|| conn.parse(&shared.bounds.limits, true));
-        serve(app, shared, &mut conn, parse, &mut scratch)
+        serve(app, shared, &mut conn, parse, &mut scratch, lane)
     }))
     .unwrap_or(false);
     let conn = (keep && conn.unblock().is_ok()).then_some(conn);
@@ -193,6 +197,7 @@ fn serve(
     conn: &mut Conn,
     mut parse: Parse,
     scratch: &mut [u8],
+    lane: Lane,
 ) -> bool {
     loop {
         let started = conn.request_started.unwrap_or_else(Instant::now);
@@ -246,6 +251,12 @@ fn serve(
             && conn.linger(scratch, &shared.registry).is_err()
         {
             return false;
+        }
+        // Only a request of this worker's lane: another goes through the poller to its own, so no
+        // read or webhook ever runs on a probe worker.
+        let next = conn.head(&shared.bounds.limits);
+        if next.is_some_and(|h| lanes::lane_of_head(&h) != lane) {
+            return true;
         }
         parse = conn.parse(&shared.bounds.limits, true);
     }

@@ -242,6 +242,7 @@ impl Poller {
                     token: t,
                     conn,
                     parse,
+                    lane,
                 };
                 // The gauge as the request will see it (a scrape must not count itself idle).
                 (self.app.metrics.idle_connections).store(self.idle.len(), SeqCst);
