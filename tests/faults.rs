@@ -38,6 +38,19 @@ fn endless_reads(addr: std::net::SocketAddr, n: usize) -> Vec<std::thread::JoinH
     crowd
 }
 
+/// Each of `paths` is a 200 within a second.
+fn answer_within_a_second(s: &TestServer, paths: &[&str]) {
+    for path in paths {
+        let t = std::time::Instant::now();
+        assert_eq!(s.get(path).status, 200, "{path}");
+        assert!(
+            t.elapsed().as_millis() < 1000,
+            "{path} waited {:?}",
+            t.elapsed()
+        );
+    }
+}
+
 /// Each of `crowd` was answered 503: its read was stopped at the budget.
 fn stopped_at_the_budget(crowd: Vec<std::thread::JoinHandle<Resp>>) {
     for r in crowd {
@@ -345,15 +358,7 @@ fn text_searches_never_hold_the_connection_plain_reads_use() {
     );
     // Four endless reads (taken as text searches) hold both search connections, two waiting.
     let crowd = endless_reads(s.addr, 4);
-    for path in ["/messages?limit=10", "/stats", "/health/ready"] {
-        let t = std::time::Instant::now();
-        assert_eq!(s.get(path).status, 200, "{path}");
-        assert!(
-            t.elapsed().as_millis() < 1000,
-            "{path} waited {:?}",
-            t.elapsed()
-        );
-    }
+    answer_within_a_second(&s, &["/messages?limit=10", "/stats", "/health/ready"]);
     stopped_at_the_budget(crowd);
 }
 
@@ -386,15 +391,7 @@ fn webhooks_have_their_own_workers_and_never_queue_behind_reads() {
         assert!(took.as_millis() < 1000, "a webhook waited {took:?}");
     }
     // The probes have workers of their own too.
-    for path in ["/health/live", "/health/ready", "/metrics"] {
-        let t = std::time::Instant::now();
-        assert_eq!(s.get(path).status, 200, "{path}");
-        assert!(
-            t.elapsed().as_millis() < 1000,
-            "{path} waited {:?}",
-            t.elapsed()
-        );
-    }
+    answer_within_a_second(&s, &["/health/live", "/health/ready", "/metrics"]);
     stopped_at_the_budget(crowd);
 }
 
@@ -420,15 +417,7 @@ fn a_probe_worker_serves_only_probes_whatever_is_pipelined_behind_one() {
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    for path in ["/health/live", "/health/ready", "/metrics"] {
-        let t = std::time::Instant::now();
-        assert_eq!(s.get(path).status, 200, "{path}");
-        assert!(
-            t.elapsed().as_millis() < 1000,
-            "{path} waited {:?}",
-            t.elapsed()
-        );
-    }
+    answer_within_a_second(&s, &["/health/live", "/health/ready", "/metrics"]);
     drop(held);
 }
 
