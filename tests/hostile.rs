@@ -287,6 +287,37 @@ fn uploads_held_at_once_are_bounded_in_total() {
     assert_eq!(support::post_signed(bin.addr, body).status, 200);
 }
 
+#[test]
+fn uploads_well_under_the_total_cap_are_all_held_and_answered() {
+    // Two uploads parked mid-body at once, 1 MB and 100 KB of 2 MB: 1.1 MB in all, far under
+    // the 64 MiB the parked bytes may take, so neither is refused.
+    let bin = binary(&[("MAX_BODY_BYTES", "4194304")]);
+    let head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n";
+    let mut uploads: Vec<TcpStream> = [1_000_000, 100_000]
+        .into_iter()
+        .map(|sent| {
+            let mut s = hold(&bin, head);
+            s.write_all(&vec![b'x'; sent]).expect("part of the body");
+            std::thread::sleep(Duration::from_millis(200));
+            s
+        })
+        .collect();
+    for (s, sent) in uploads.iter_mut().zip([1_000_000, 100_000]) {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(&vec![b'x'; 2_000_000 - sent])
+            .expect("the rest");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let status = parse_response(&answer).map(|r| r.status);
+        assert_eq!(
+            status,
+            Some(401),
+            "unsigned, read whole, not refused for its size"
+        );
+    }
+}
+
 /// One sample of a running binary's /metrics.
 fn sample(bin: &Binary, series: &str) -> f64 {
     let text = support::request(bin.addr, "GET", "/metrics", &[], b"").text();
