@@ -467,6 +467,37 @@ fn a_slow_reader_that_keeps_reading_gets_every_byte() {
     );
 }
 
+/// A client that pauses before reading its answers: the poller waits for its socket to become
+/// writable (not for the write timeout's sweep) and sends the rest as soon as it reads.
+#[test]
+fn a_client_that_reads_late_gets_the_rest_as_soon_as_it_reads() {
+    let bin = binary(&[("WRITE_TIMEOUT_MS", "60000")]);
+    store_large_page(&bin);
+    let page = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let last = b"GET /messages?limit=100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut s = TcpStream::connect(bin.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(&[&page.repeat(29)[..], last].concat())
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(
+        text.matches("HTTP/1.1 200").count(),
+        30,
+        "{} bytes",
+        got.len()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "read in {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_pipelined_burst_larger_than_the_read_cap_is_served_in_full() {
     // A connection buffers at most a head, a body and 16 KiB (here about 18 KiB): 60 requests
