@@ -465,3 +465,43 @@ fn a_request_that_arrives_while_a_worker_has_its_connection_is_served() {
     assert_eq!(statuses, ["503", "200"]);
     assert_eq!(b.join().expect("b"), 200);
 }
+
+/// A client that shuts its sending side while its first request runs, and another client waits
+/// for the only worker: the connection goes back to the poller, which reads the request sent
+/// before the shutdown together with the end of input, so that request's answer, the last, says
+/// `Connection: close`; the first answer, given while more could still come, does not.
+#[test]
+fn a_client_that_half_closes_while_served_gets_connection_close_on_its_last_answer() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_in(
+        support::temp_dir(),
+        &[("WEBHOOK_SECRET", SECRET), ("WORKERS", "1")],
+    );
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    // A read that takes two seconds; while it runs, another client's request, then this one's
+    // second request and its half-close.
+    c.write_all(b"GET /__fault/stuck-read HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let addr = s.addr;
+    let other = std::thread::spawn(move || request(addr, "GET", "/stats", &[], b"").status);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    c.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    c.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("read to the close");
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let answers: Vec<&str> = text.split("http/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{text}");
+    let connection = |a: &str| {
+        let line = a.lines().find(|l| l.starts_with("connection:"));
+        line.map(str::to_owned)
+    };
+    assert_eq!(connection(answers[0]), None, "{text}");
+    assert_eq!(connection(answers[1]).as_deref(), Some("connection: close"), "{text}");
+    assert!(answers.iter().all(|a| a.starts_with("200")), "{text}");
+    assert_eq!(other.join().expect("other"), 200);
+}
