@@ -501,7 +501,11 @@ fn a_client_that_half_closes_while_served_gets_connection_close_on_its_last_answ
         line.map(str::to_owned)
     };
     assert_eq!(connection(answers[0]), None, "{text}");
-    assert_eq!(connection(answers[1]).as_deref(), Some("connection: close"), "{text}");
+    assert_eq!(
+        connection(answers[1]).as_deref(),
+        Some("connection: close"),
+        "{text}"
+    );
     assert!(answers.iter().all(|a| a.starts_with("200")), "{text}");
     assert_eq!(other.join().expect("other"), 200);
 }
