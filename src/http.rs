@@ -125,31 +125,17 @@ impl Reply {
     }
 }
 
-/// One failing field in a 422, FastAPI (pydantic v2) style.
+/// One failing field in a 422, FastAPI (pydantic v2) style, as the JSON object sent: `type`
+/// (machine-readable: `missing`, `string_type`, `json_invalid`, ...), `loc` (where:
+/// `["body","from"]`, `["query","limit"]`), `msg`, `input` (the offending value, echoed back)
+/// and, for a constraint, `ctx` (its details, e.g. `{"max_length":4096}`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    /// Machine-readable kind: `missing`, `string_type`, `json_invalid`, `int_parsing`, ...
-    pub kind: &'static str,
-    /// Where: `["body","from"]`, `["query","limit"]`, `["body"]`.
-    pub loc: Vec<Value>,
-    pub msg: String,
-    /// The offending value (what FastAPI echoes back).
-    pub input: Value,
-    /// Constraint details, e.g. `{"max_length":4096}`.
-    pub ctx: Option<Value>,
-}
+pub struct FieldError(pub Value);
 
 impl FieldError {
     /// An error at `loc` (`["body"]`, `["body","entry",0,"changes"]`, ...).
     pub fn at(loc: Vec<Value>, kind: &'static str, msg: &str, input: Value) -> FieldError {
-        let (msg, ctx) = (msg.into(), None);
-        FieldError {
-            kind,
-            loc,
-            msg,
-            input,
-            ctx,
-        }
+        FieldError(json!({ "type": kind, "loc": loc, "msg": msg, "input": input }))
     }
 
     /// An error on body field `field` (`loc: ["body", field]`).
@@ -164,7 +150,7 @@ impl FieldError {
 
     /// The same error with constraint details.
     pub fn ctx(mut self, ctx: Value) -> FieldError {
-        self.ctx = Some(ctx);
+        self.0["ctx"] = ctx;
         self
     }
 }
@@ -217,17 +203,7 @@ impl ApiError {
             ApiError::InvalidSignature => detail(401, "invalid signature"),
             ApiError::Forbidden => detail(403, "verification failed"),
             ApiError::Validation(errors) => {
-                let list: Vec<Value> = errors
-                    .into_iter()
-                    .map(|e| {
-                        let mut v =
-                            json!({ "type": e.kind, "loc": e.loc, "msg": e.msg, "input": e.input });
-                        if let Some(ctx) = e.ctx {
-                            v["ctx"] = ctx;
-                        }
-                        v
-                    })
-                    .collect();
+                let list: Vec<Value> = errors.into_iter().map(|e| e.0).collect();
                 Reply::json(422, &json!({ "detail": list }))
             }
             ApiError::StorageUnavailable => detail(503, "storage unavailable"),

@@ -124,9 +124,13 @@ pub fn claim(app: &App, req: &Req) -> Option<Claim> {
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
     let body_error = |kind, msg, input| vec![FieldError::at(vec!["body".into()], kind, msg, input)];
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let mut errors = body_error("json_invalid", "JSON decode error", json!({}));
-        errors[0].ctx = Some(json!({ "error": e.to_string() }));
-        errors
+        let at = FieldError::at(
+            vec!["body".into()],
+            "json_invalid",
+            "JSON decode error",
+            json!({}),
+        );
+        vec![at.ctx(json!({ "error": e.to_string() }))]
     })?;
     match value {
         // A key given twice is refused rather than "last wins": anything upstream that reads
@@ -292,7 +296,7 @@ mod tests {
         check(body)
             .expect_err("must fail")
             .iter()
-            .map(|e| e.loc[1].as_str().unwrap_or("").to_string())
+            .map(|e| e.0["loc"][1].as_str().unwrap_or("").to_string())
             .collect()
     }
 
@@ -334,29 +338,32 @@ mod tests {
         );
         let too_long = json!({"message_id":"m","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"a".repeat(4097)});
         let errs = validate(too_long.as_object().expect("object")).expect_err("too long");
-        assert_eq!((errs[0].kind, errs.len()), ("string_too_long", 1));
+        assert_eq!(
+            (&errs[0].0["type"], errs.len()),
+            (&json!("string_too_long"), 1)
+        );
     }
 
     #[test]
     fn body_shape() {
         assert_eq!(
-            parse_body(b"[1]").expect_err("array")[0].kind,
+            parse_body(b"[1]").expect_err("array")[0].0["type"],
             "model_attributes_type"
         );
         assert_eq!(
-            parse_body(b"{\"a\":").expect_err("cut")[0].kind,
+            parse_body(b"{\"a\":").expect_err("cut")[0].0["type"],
             "json_invalid"
         );
         assert_eq!(
-            parse_body(b"{\"a\":\"\xff\"}").expect_err("utf-8")[0].kind,
+            parse_body(b"{\"a\":\"\xff\"}").expect_err("utf-8")[0].0["type"],
             "json_invalid"
         );
         assert!(parse_body(b" {} ").is_ok());
         let dup =
             parse_body(br#"{"message_id":"A","x":1,"message_id":"B","x":2}"#).expect_err("dup");
         assert_eq!(
-            (dup.len(), dup[0].loc.clone()),
-            (1, vec![json!("body"), json!("message_id")])
+            (dup.len(), dup[0].0["loc"].clone()),
+            (1, json!(["body", "message_id"]))
         );
         assert!(
             parse_body(br#"{"a":{"k":1,"k":2}}"#).is_ok(),

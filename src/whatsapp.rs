@@ -153,9 +153,11 @@ fn message(m: &At, to: &str) -> Result<Row, Vec<FieldError>> {
     );
     fields.extend([("to".into(), json!(to)), ("ts".into(), json!(ts))]);
     let (message, key) = webhook::validate(&fields).map_err(|errors| {
-        let at = |e: FieldError| FieldError {
-            loc: [&m.loc[..], &e.loc[1..]].concat(),
-            ..e
+        // Each `loc` (`["body", field]`) moved under the message's place in the body.
+        let at = |mut e: FieldError| {
+            let loc = e.0["loc"].as_array_mut().expect("every loc is a list");
+            loc.splice(..1, m.loc.iter().cloned());
+            e
         };
         errors.into_iter().map(at).collect::<Vec<_>>()
     })?;
