@@ -203,8 +203,18 @@ impl Metrics {
         for ((method, path), hist) in lock(&self.latency).iter() {
             hist.render(&mut out, latency, &[("method", method), ("path", path)]);
         }
+        #[rustfmt::skip] // a table: one family a line
+        let histograms = [
+            ("db_batch_rows", "Rows written by one commit of the writer.", &writer.batch_rows),
+            ("db_commit_seconds", "Time to write and commit one batch, fsync included.", &writer.commit_seconds),
+        ];
+        for (name, help, hist) in histograms {
+            family(&mut out, name, "histogram", help);
+            hist.render(&mut out, name, &[]);
+        }
+        counter(&mut out, &PRUNED, &writer.pruned);
         #[rustfmt::skip] // a table: one sample a line
-        let connections = [
+        let samples = [
             ("http_connections_rejected_total", "counter",
                 "Connections refused: MAX_CONNECTIONS open, none idle.", self.rejected_connections.load(Relaxed)),
             ("http_connections_shed_total", "counter",
@@ -222,27 +232,11 @@ impl Metrics {
             ("log_lines_dropped_total", "counter",
                 "Log lines dropped because the reader of stdout did not keep up.", self.log_lines_dropped.load(Relaxed)),
             ("service_ready", "gauge", "1 when /health/ready would answer 200, else 0.", u64::from(ready)),
+            ("db_file_bytes", "gauge", "Bytes of the database file and its WAL.", writer.file_bytes.load(Relaxed)),
+            ("db_budget_bytes", "gauge", "MAX_DB_MB in bytes; 0 without a budget.", writer.budget_bytes.load(Relaxed)),
         ];
-        for (name, kind, help, value) in connections {
+        for (name, kind, help, value) in samples {
             sample(&mut out, name, kind, help, value);
-        }
-        #[rustfmt::skip] // a table: one family a line
-        let histograms = [
-            ("db_batch_rows", "Rows written by one commit of the writer.", &writer.batch_rows),
-            ("db_commit_seconds", "Time to write and commit one batch, fsync included.", &writer.commit_seconds),
-        ];
-        for (name, help, hist) in histograms {
-            family(&mut out, name, "histogram", help);
-            hist.render(&mut out, name, &[]);
-        }
-        counter(&mut out, &PRUNED, &writer.pruned);
-        #[rustfmt::skip] // a table: one sample a line
-        let files = [
-            ("db_file_bytes", "Bytes of the database file and its WAL.", &writer.file_bytes),
-            ("db_budget_bytes", "MAX_DB_MB in bytes; 0 without a budget.", &writer.budget_bytes),
-        ];
-        for (name, help, value) in files {
-            sample(&mut out, name, "gauge", help, value.load(Relaxed));
         }
         out
     }
@@ -271,12 +265,8 @@ fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 fn counter(out: &mut String, (name, help, label, values): &Family, counts: &[AtomicU64]) {
     family(out, name, "counter", help);
     for (value, n) in values.iter().zip(counts) {
-        let _ = writeln!(
-            out,
-            "{name}{} {}",
-            labels(&[(label, value)]),
-            n.load(Relaxed)
-        );
+        let l = labels(&[(label, value)]);
+        let _ = writeln!(out, "{name}{l} {}", n.load(Relaxed));
     }
 }
 
@@ -412,7 +402,32 @@ mod tests {
                 "request_latency_seconds_count{{method=\"{method}\",path=\"{path}\"}} 1\n"
             );
         }
-        want += "# HELP http_connections_rejected_total Connections refused: MAX_CONNECTIONS open, none idle.\n\
+        want += "# HELP db_batch_rows Rows written by one commit of the writer.\n\
+                 # TYPE db_batch_rows histogram\n";
+        for (le, n) in [
+            "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "+Inf",
+        ]
+        .iter()
+        .zip([1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+        {
+            want += &format!("db_batch_rows_bucket{{le=\"{le}\"}} {n}\n");
+        }
+        want += "db_batch_rows_sum 4\ndb_batch_rows_count 2\n\
+                 # HELP db_commit_seconds Time to write and commit one batch, fsync included.\n\
+                 # TYPE db_commit_seconds histogram\n";
+        for (i, le) in les.iter().enumerate() {
+            let n = u8::from(i >= 5);
+            want += &format!("db_commit_seconds_bucket{{le=\"{le}\"}} {n}\n");
+        }
+        want += "db_commit_seconds_sum 0.004\ndb_commit_seconds_count 1\n";
+        writer.pruned[1].fetch_add(3, Relaxed);
+        writer.file_bytes.store(8192, Relaxed);
+        want += "# HELP db_rows_pruned_total Rows deleted by retention, the disk budget or erasure.\n\
+                 # TYPE db_rows_pruned_total counter\n\
+                 db_rows_pruned_total{reason=\"retention\"} 0\n\
+                 db_rows_pruned_total{reason=\"budget\"} 3\n\
+                 db_rows_pruned_total{reason=\"erase\"} 0\n\
+                 # HELP http_connections_rejected_total Connections refused: MAX_CONNECTIONS open, none idle.\n\
                  # TYPE http_connections_rejected_total counter\n\
                  http_connections_rejected_total 0\n\
                  # HELP http_connections_shed_total Idle connections closed to admit new ones at MAX_CONNECTIONS.\n\
@@ -442,31 +457,6 @@ mod tests {
                  # HELP service_ready 1 when /health/ready would answer 200, else 0.\n\
                  # TYPE service_ready gauge\n\
                  service_ready 1\n\
-                 # HELP db_batch_rows Rows written by one commit of the writer.\n\
-                 # TYPE db_batch_rows histogram\n";
-        for (le, n) in [
-            "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "+Inf",
-        ]
-        .iter()
-        .zip([1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
-        {
-            want += &format!("db_batch_rows_bucket{{le=\"{le}\"}} {n}\n");
-        }
-        want += "db_batch_rows_sum 4\ndb_batch_rows_count 2\n\
-                 # HELP db_commit_seconds Time to write and commit one batch, fsync included.\n\
-                 # TYPE db_commit_seconds histogram\n";
-        for (i, le) in les.iter().enumerate() {
-            let n = u8::from(i >= 5);
-            want += &format!("db_commit_seconds_bucket{{le=\"{le}\"}} {n}\n");
-        }
-        want += "db_commit_seconds_sum 0.004\ndb_commit_seconds_count 1\n";
-        writer.pruned[1].fetch_add(3, Relaxed);
-        writer.file_bytes.store(8192, Relaxed);
-        want += "# HELP db_rows_pruned_total Rows deleted by retention, the disk budget or erasure.\n\
-                 # TYPE db_rows_pruned_total counter\n\
-                 db_rows_pruned_total{reason=\"retention\"} 0\n\
-                 db_rows_pruned_total{reason=\"budget\"} 3\n\
-                 db_rows_pruned_total{reason=\"erase\"} 0\n\
                  # HELP db_file_bytes Bytes of the database file and its WAL.\n\
                  # TYPE db_file_bytes gauge\n\
                  db_file_bytes 8192\n\
