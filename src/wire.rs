@@ -22,10 +22,9 @@ mod response;
 pub use limits::{Limits, WireError};
 pub use response::response;
 
-/// How the body is framed.
+/// How the body is framed: no body at all is `Length(0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    None,
     Length(u64),
     Chunked,
 }
@@ -97,7 +96,7 @@ pub fn read_head(r: &mut &[u8], limits: &Limits) -> Result<Head, WireError> {
     let lengths: Vec<&str> = values("content-length").collect();
     let codings: Vec<&str> = values("transfer-encoding").collect();
     let framing = match (lengths.as_slice(), codings.as_slice()) {
-        ([], []) => Framing::None,
+        ([], []) => Framing::Length(0),
         ([len], []) => Framing::Length(parse_length(len)?),
         ([], [coding]) if coding.eq_ignore_ascii_case("chunked") && minor == 1 => Framing::Chunked,
         ([], _) => return Err(WireError::NotImplemented),
@@ -343,7 +342,6 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parse {
             };
         }
         Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        Framing::None => 0,
     };
     // Do not copy a partial body on every call: wait until all of it is here.
     if cursor.len() < n {
@@ -416,7 +414,7 @@ mod tests {
     /// `Closed` while it is incomplete.
     fn read_body(r: &mut &[u8], framing: Framing, limits: &Limits) -> Result<Vec<u8>, WireError> {
         let header = match framing {
-            Framing::None => String::new(),
+            Framing::Length(0) => String::new(),
             Framing::Length(n) => format!("Content-Length: {n}\r\n"),
             Framing::Chunked => "Transfer-Encoding: chunked\r\n".into(),
         };
@@ -438,7 +436,7 @@ mod tests {
             ("GET", "/messages?limit=1", 1)
         );
         assert_eq!(h.headers[1], ("x-a".to_string(), "b".to_string()));
-        assert_eq!((h.framing, h.keep_alive), (Framing::None, true));
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(0), true));
         let h = head("\r\nPOST / HTTP/1.0\nContent-Length: 12\n\n").expect("bare LF, leading CRLF");
         assert_eq!((h.framing, h.keep_alive), (Framing::Length(12), false));
         assert!(

@@ -397,7 +397,7 @@ mod tests {
             target: "/messages?limit=5&q=a?b".into(),
             minor: 1,
             headers: vec![("host".into(), "x".into())],
-            framing: wire::Framing::None,
+            framing: wire::Framing::Length(0),
             keep_alive: true,
             expect_continue: false,
         };
