@@ -91,19 +91,15 @@ impl Store {
             queue.leader = true;
             let batch = std::mem::take(&mut queue.waiting);
             drop(queue);
-            // On every exit, even unwinding from a panic, the guard fails any row left without an
-            // outcome, clears the leader flag and wakes the waiters, so nobody waits forever.
-            let guard = Leader {
+            // On every exit, even unwinding from a panic, the guard publishes each row's outcome
+            // (failed when none was written), clears the leader flag and wakes the waiters, so
+            // nobody waits forever.
+            let mut guard = Leader {
                 store: self,
                 batch: batch.iter().map(|j| (j.seq, j.thread.clone())).collect(),
+                written: None,
             };
-            let written = self.write_batch(&batch);
-            queue = lock(&self.queue);
-            for job in &batch {
-                let outcome = written.as_ref().map(|o| o[&job.seq]).map_err(Error::clone);
-                queue.outcomes.insert(job.seq, outcome);
-            }
-            drop(queue);
+            guard.written = Some(self.write_batch(&batch));
             drop(guard);
             queue = lock(&self.queue);
         }
@@ -175,22 +171,23 @@ fn write_rows(conn: &mut Connection, batch: &[Job]) -> Result<HashMap<u64, Inser
     Ok(outcomes)
 }
 
-/// Ends a group-commit leader's turn: fails any row of its batch left without an outcome (only
-/// when the leader unwound from a panic), clears the flag, wakes the batch's threads and the
-/// first waiting one, to lead the next batch.
+/// Ends a group-commit leader's turn: publishes each row's outcome from `written` (every row
+/// failed when it is `None`: the leader unwound from a panic), clears the flag, wakes the batch's
+/// threads and the first waiting one, to lead the next batch.
 struct Leader<'a> {
     store: &'a Store,
     batch: Vec<(u64, Thread)>,
+    written: Option<Result<HashMap<u64, Inserted>, Error>>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut queue = lock(&self.store.queue);
+        let failed = Err(Error::Failed("the writer failed".into()));
+        let written = self.written.take().unwrap_or(failed);
         for (seq, _) in &self.batch {
-            queue
-                .outcomes
-                .entry(*seq)
-                .or_insert_with(|| Err(Error::Failed("the writer failed".into())));
+            let outcome = written.as_ref().map(|o| o[seq]).map_err(Error::clone);
+            queue.outcomes.insert(*seq, outcome);
         }
         queue.leader = false;
         let next = queue.waiting.first().map(|j| j.thread.clone());
