@@ -122,14 +122,9 @@ pub fn claim(app: &App, req: &Req) -> Option<Claim> {
 
 /// The body as a JSON object, or the single `["body"]` error FastAPI gives.
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
-    let body_error = |kind, msg, input| vec![FieldError::at(vec!["body".into()], kind, msg, input)];
+    let body_error = |kind, msg, input| FieldError::at(vec!["body".into()], kind, msg, input);
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let at = FieldError::at(
-            vec!["body".into()],
-            "json_invalid",
-            "JSON decode error",
-            json!({}),
-        );
+        let at = body_error("json_invalid", "JSON decode error", json!({}));
         vec![at.ctx(json!({ "error": e.to_string() }))]
     })?;
     match value {
@@ -144,11 +139,11 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
                 map[&key].clone(),
             )]),
         },
-        other => Err(body_error(
+        other => Err(vec![body_error(
             "model_attributes_type",
             "Input should be a valid dictionary or object to extract fields from",
             other,
-        )),
+        )]),
     }
 }
 
@@ -185,22 +180,14 @@ pub fn validate(p: &Map<String, Value>) -> Result<(Message, String), Vec<FieldEr
     let mut keep = |field: Result<String, _>| field.map_err(|e| errors.extend(e)).ok();
     let message_id = keep(string_field(p, "message_id", |s| {
         let blank = |kind, msg| FieldError::body(kind, "message_id", msg, s.into());
-        if let Some(e) = too_long("message_id", s, MAX_ID_CHARS) {
-            Some(e)
-        } else if s.is_empty() {
-            let e = blank(
-                "string_too_short",
-                "String should have at least 1 character",
-            );
-            Some(e.ctx(json!({"min_length": 1})))
-        } else if s.trim().is_empty() {
-            Some(blank(
-                "value_error",
-                "Value error, message_id must not be blank",
-            ))
-        } else {
-            None
-        }
+        let (short, blank_msg) = (
+            "String should have at least 1 character",
+            "Value error, message_id must not be blank",
+        );
+        let empty = || blank("string_too_short", short).ctx(json!({"min_length": 1}));
+        (too_long("message_id", s, MAX_ID_CHARS))
+            .or_else(|| s.is_empty().then(empty))
+            .or_else(|| s.trim().is_empty().then(|| blank("value_error", blank_msg)))
     }));
     let from = keep(string_field(p, "from", |s| msisdn_error("from", s)));
     let to = keep(string_field(p, "to", |s| msisdn_error("to", s)));
