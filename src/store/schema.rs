@@ -112,11 +112,8 @@ fn begin_adoption(conn: &Connection) -> Result<(), Error> {
 
 /// Runs `sql` in one write transaction: all of it commits, or none of it.
 pub(super) fn in_transaction(conn: &Connection, sql: &str) -> Result<(), Error> {
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
-    Ok(())
+    let done = conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"));
+    Ok(done.inspect_err(|_| _ = conn.execute_batch("ROLLBACK"))?)
 }
 
 /// What `check_ours` found.
@@ -150,9 +147,8 @@ fn check_ours(conn: &Connection, path: &Path) -> Result<Found, Error> {
     }
     let names = |sql: &str| -> Result<Vec<String>, Error> {
         let mut query = conn.prepare(sql)?;
-        Ok(query
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?)
+        let names = query.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
     };
     let columns = names("SELECT name FROM pragma_table_info('messages')")?;
     let tables = names("SELECT name FROM sqlite_master WHERE type = 'table'")?;
