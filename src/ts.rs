@@ -131,30 +131,17 @@ pub fn http_date() -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[now.weekday().number_days_from_monday() as usize],
-        now.day(),
-        MONTHS[u8::from(now.month()) as usize - 1],
-        now.year(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    let ((y, month, d), (h, m, s)) = (now.to_calendar_date(), now.to_hms());
+    let day = DAYS[now.weekday().number_days_from_monday() as usize];
+    let month = MONTHS[u8::from(month) as usize - 1];
+    format!("{day}, {d:02} {month} {y:04} {h:02}:{m:02}:{s:02} GMT")
 }
 
 /// The sortable key of a UTC date-time.
 fn key(dt: PrimitiveDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.nanosecond()
-    )
+    let ((y, mo, d), (h, mi, s, n)) = (dt.to_calendar_date(), dt.as_hms_nano());
+    let mo = u8::from(mo);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{n:09}Z")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]`, returning the date-time and the unparsed rest.
