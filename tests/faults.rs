@@ -408,11 +408,13 @@ fn a_probe_worker_serves_only_probes_whatever_is_pipelined_behind_one() {
     );
     // On each of two connections (the probes' lane has two workers), a probe and then an
     // endless read: the read goes to the general lane, not to the worker that served the probe.
+    // One after the other: with nothing else queued, the worker would serve the read itself.
     let two = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /__fault/endless-read HTTP/1.1\r\nHost: x\r\n\r\n";
     let held: Vec<_> = (0..2)
         .map(|_| {
             let mut c = std::net::TcpStream::connect(s.addr).expect("connect");
             c.write_all(two).expect("send");
+            std::thread::sleep(std::time::Duration::from_millis(100));
             c
         })
         .collect();
