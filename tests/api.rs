@@ -287,6 +287,15 @@ fn validation_errors_are_fastapi_shaped() {
     );
     assert_eq!(d[0]["type"], "string_type");
     assert_eq!(d[0]["input"], 7);
+    // An empty and a blank message_id, each whole entry as pydantic writes it.
+    let d = rejected(&s, &body("", "+1", "2025-01-15T10:00:00Z", None));
+    let want = json!([{"type": "string_too_short", "loc": ["body", "message_id"],
+        "msg": "String should have at least 1 character", "input": "", "ctx": {"min_length": 1}}]);
+    assert_eq!(Value::from(d), want);
+    let d = rejected(&s, &body(" \t", "+1", "2025-01-15T10:00:00Z", None));
+    let want = json!([{"type": "value_error", "loc": ["body", "message_id"],
+        "msg": "Value error, message_id must not be blank", "input": " \t"}]);
+    assert_eq!(Value::from(d), want);
     let cases = [
         (body("", "+1", "2025-01-15T10:00:00Z", None), "message_id"),
         (body("  ", "+1", "2025-01-15T10:00:00Z", None), "message_id"),
