@@ -288,3 +288,345 @@ impl Store {
 fn pragma(conn: &Connection, name: &str) -> Result<i64, Error> {
     Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbLocation;
+    use crate::store::{Filter, Message, Row};
+    use std::path::PathBuf;
+
+    /// A store on a new file of its own: one read connection, one text search at a time.
+    fn file_store(name: &str) -> (PathBuf, Store) {
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("webhook-api-prune-{name}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = DbLocation::File(dir.join("app.db"));
+        let s = Store::open(&db, Duration::from_secs(5), 1, Duration::from_secs(5), 1);
+        (dir, s.expect("open"))
+    }
+
+    /// `n` messages from `from`, ids `{tag}{i}`, each at its own hour, a text holding `word`
+    /// (none when it is empty), and a `to` of `pad` bytes (bulk without text-index entries).
+    fn rows(tag: &str, from: &str, n: usize, word: &str, pad: usize) -> Vec<Row> {
+        let row = |i: usize| {
+            let ts = format!("2025-01-{:02}T{:02}:00:00Z", 1 + i / 24 % 28, i % 24);
+            let key = crate::ts::parse_message_ts(&ts).expect("ts");
+            let text = (!word.is_empty()).then(|| format!("{word} number {i}"));
+            let to = format!("+{}", "1".repeat(pad.max(1)));
+            let m = Message {
+                message_id: format!("{tag}{i}"),
+                from: from.into(),
+                to,
+                ts,
+                text,
+            };
+            (m, key, None)
+        };
+        (0..n).map(row).collect()
+    }
+
+    /// `hours` ago in the `created_at` format, by the test's own clock and formatting.
+    fn received(hours: i64) -> String {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::hours(hours);
+        let (date, ms) = (t.date(), t.millisecond());
+        let (y, mo, d) = (date.year(), u8::from(date.month()), date.day());
+        let (h, mi, s) = (t.hour(), t.minute(), t.second());
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    }
+
+    fn put(s: &Store, rows: Vec<Row>, created_at: &str) {
+        s.insert_all(rows, created_at).expect("insert");
+    }
+
+    fn int(s: &Store, sql: &str) -> i64 {
+        lock(&s.write).query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    fn live(s: &Store) -> u64 {
+        let pages = int(s, "PRAGMA page_count") - int(s, "PRAGMA freelist_count");
+        (pages * int(s, "PRAGMA page_size")) as u64
+    }
+
+    /// Rows of the text index that hold `word` (its own MATCH, not the service's search).
+    fn indexed(s: &Store, word: &str) -> i64 {
+        int(
+            s,
+            &format!("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{word}\"'"),
+        )
+    }
+
+    fn search(s: &Store, q: &str) -> i64 {
+        let f = Filter {
+            q: Some(q.into()),
+            limit: 1,
+            ..Filter::default()
+        };
+        s.list(&f).expect("search").total
+    }
+
+    fn ids(s: &Store) -> Vec<String> {
+        let w = lock(&s.write);
+        let mut stmt = w
+            .prepare("SELECT message_id FROM messages ORDER BY rowid")
+            .expect("ids");
+        let ids = stmt.query_map([], |r| r.get(0)).expect("ids");
+        ids.collect::<Result<_, _>>().expect("ids")
+    }
+
+    /// Bytes of the file and its WAL, by the file system.
+    fn on_disk(dir: &std::path::Path) -> (u64, u64) {
+        let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        (size("app.db"), size("app.db-wal"))
+    }
+
+    const EVERYTHING: &dyn Fn() -> bool = &|| true;
+
+    #[test]
+    fn retention_takes_what_was_received_before_the_cutoff_out_of_every_table_and_the_index() {
+        let (dir, s) = file_store("retention");
+        // 250 received two days ago (+1 only then, +2 also later), 10 twelve hours ago.
+        put(&s, rows("old", "+1", 150, "oldword", 0), &received(48));
+        put(&s, rows("mid", "+2", 100, "oldword", 0), &received(47));
+        put(&s, rows("new", "+2", 10, "freshword", 0), &received(12));
+        assert_eq!(indexed(&s, "oldword"), 250);
+        // Nothing asked, nothing deleted.
+        let none = s.prune(&Policy::default(), EVERYTHING).expect("prune");
+        assert_eq!((none.retention, none.budget), (0, 0));
+        assert_eq!(s.stats().expect("stats").total_messages, 260);
+        let segments = int(&s, "SELECT count(*) FROM messages_fts_data");
+
+        let pass = s.prune(
+            &Policy {
+                retention_days: 1,
+                max_bytes: 0,
+            },
+            EVERYTHING,
+        );
+        let pass = pass.expect("prune");
+        assert_eq!((pass.retention, pass.budget), (250, 0));
+        assert_eq!(
+            s.writer.pruned.each_ref().map(|n| n.load(Relaxed)),
+            [250, 0, 0]
+        );
+        let stats = s.stats().expect("stats");
+        assert_eq!((stats.total_messages, stats.senders_count), (10, 1));
+        assert_eq!(stats.top_senders, vec![("+2".to_string(), 10)]);
+        assert_eq!(
+            ids(&s),
+            (0..10).map(|i| format!("new{i}")).collect::<Vec<_>>()
+        );
+        assert_eq!(int(&s, "SELECT count(*) FROM senders"), 1);
+        assert_eq!(int(&s, "SELECT sum(n) FROM hours"), 10);
+        assert_eq!(int(&s, "SELECT count(*) FROM hours"), 10);
+        // Out of the text index itself, and the index merged (fewer of its pages than before).
+        assert_eq!((indexed(&s, "oldword"), indexed(&s, "freshword")), (0, 10));
+        assert_eq!((search(&s, "oldword"), search(&s, "freshword")), (0, 10));
+        let merged = int(&s, "SELECT count(*) FROM messages_fts_data");
+        assert!(
+            merged < segments,
+            "{merged} rows of the index, {segments} before"
+        );
+        // Every free page given back, and the file cut to its pages at the checkpoint.
+        assert!(pass.vacuumed > 0);
+        assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
+        let pages = int(&s, "PRAGMA page_count") as u64;
+        let (file, wal) = on_disk(&dir);
+        assert_eq!(file, pages * 4096);
+        assert_eq!(s.file_bytes(), file + wal);
+        assert_eq!(s.writer.file_bytes.load(Relaxed), file + wal);
+        assert_eq!(s.writer.budget_bytes.load(Relaxed), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn erasing_a_sender_takes_its_rows_out_of_every_table_and_the_index() {
+        let (dir, s) = file_store("erase");
+        put(&s, rows("keep", "+2", 230, "plainword", 0), &received(2));
+        // The newest rows, indexed with the rest (the index takes rows 256 at a time): erasing
+        // them moves the index's watermark back.
+        put(&s, rows("gone", "+1", 30, "secretword", 0), &received(1));
+        assert_eq!(indexed(&s, "secretword"), 30);
+        assert_eq!(s.erase_sender("+1"), Ok(30));
+        assert_eq!(s.erase_sender("+1"), Ok(0));
+        assert_eq!(
+            s.writer.pruned.each_ref().map(|n| n.load(Relaxed)),
+            [0, 0, 30]
+        );
+        let stats = s.stats().expect("stats");
+        assert_eq!((stats.total_messages, stats.senders_count), (230, 1));
+        assert_eq!(ids(&s).len(), 230);
+        assert_eq!(int(&s, "SELECT sum(n) FROM hours"), 230);
+        assert_eq!(indexed(&s, "secretword"), 0);
+        assert_eq!(search(&s, "plainword"), 230);
+        // A new row takes a rowid the index had passed: it is still found by its text.
+        put(&s, rows("again", "+1", 1, "secretword", 0), &received(0));
+        assert_eq!(search(&s, "secretword"), 1);
+        assert_eq!(s.stats().expect("stats").senders_count, 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_budget_deletes_the_oldest_share_of_rows_once_they_pass_half_of_it() {
+        let (dir, s) = file_store("budget");
+        let at = [received(40), received(30), received(20), received(10)];
+        for (i, at) in at.iter().enumerate() {
+            put(
+                &s,
+                rows(&format!("r{i}-"), &format!("+{i}"), 300, "word", 200),
+                at,
+            );
+        }
+        // Rows until the live bytes divide by 5, so that half of twice them is exactly them.
+        let mut extra = 0;
+        while !live(&s).is_multiple_of(5) {
+            put(
+                &s,
+                rows(&format!("x{extra}-"), "+9", 1, "", 200),
+                &received(5),
+            );
+            extra += 1;
+        }
+        let (rows_before, live_before) = (1200 + extra as u64, live(&s));
+        for max_bytes in [2 * live_before, 2 * live_before + 20] {
+            let pass = s.prune(
+                &Policy {
+                    retention_days: 0,
+                    max_bytes,
+                },
+                EVERYTHING,
+            );
+            assert_eq!(
+                pass.expect("prune").budget,
+                0,
+                "at or under half of {max_bytes}"
+            );
+        }
+        let segments = int(&s, "SELECT count(*) FROM messages_fts_data");
+        let max_bytes = 2 * live_before - 20;
+        let pass = s.prune(
+            &Policy {
+                retention_days: 0,
+                max_bytes,
+            },
+            EVERYTHING,
+        );
+        let pass = pass.expect("prune");
+        // The rows' share of what is over 40% of the budget, and one more.
+        let n = rows_before * (live_before - max_bytes / 10 * 4) / live_before + 1;
+        assert!(n > 200 && n < 300, "{n} of {rows_before}");
+        assert_eq!((pass.retention, pass.budget), (0, n));
+        assert_eq!(
+            s.writer.pruned.each_ref().map(|n| n.load(Relaxed)),
+            [0, n, 0]
+        );
+        // The oldest received went, in the order they were written.
+        let written = (0..4).flat_map(|i| (0..300).map(move |j| format!("r{i}-{j}")));
+        let written: Vec<_> = written
+            .chain((0..extra).map(|x| format!("x{x}-0")))
+            .collect();
+        assert_eq!(ids(&s), written[n as usize..]);
+        let stats = s.stats().expect("stats");
+        assert_eq!(stats.total_messages as u64, rows_before - n);
+        assert_eq!(int(&s, "SELECT sum(n) FROM hours") as u64, rows_before - n);
+        assert_eq!(indexed(&s, "word"), 1200 - n as i64);
+        let merged = int(&s, "SELECT count(*) FROM messages_fts_data");
+        assert!(
+            merged < segments,
+            "{merged} rows of the index, {segments} before"
+        );
+        assert_eq!(s.writer.budget_bytes.load(Relaxed), max_bytes);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn free_pages_go_back_in_sixteen_steps_a_pass_and_under_a_budget_only_past_an_eighth() {
+        let (dir, s) = file_store("vacuum");
+        put(&s, rows("old", "+1", 2000, "", 1000), &received(48));
+        put(&s, rows("new", "+2", 290, "", 1000), &received(1));
+        put(&s, rows("few", "+3", 10, "", 1000), &received(1));
+        // A budget of 8 MiB: steps of a 64th of it, 32 pages; what is left is far under half.
+        let policy = Policy {
+            retention_days: 1,
+            max_bytes: 8 << 20,
+        };
+        let pass = s.prune(&policy, EVERYTHING).expect("prune");
+        assert_eq!(
+            (pass.retention, pass.budget, pass.vacuumed),
+            (2000, 0, 16 * 32)
+        );
+        let free = int(&s, "PRAGMA freelist_count");
+        assert!(free * 8 > int(&s, "PRAGMA page_count"), "{free}");
+        // The next pass gives back the rest, and the file shrinks to its pages.
+        let pass = s.prune(&policy, EVERYTHING).expect("prune");
+        let rest = Pass {
+            retention: 0,
+            budget: 0,
+            vacuumed: free as u64,
+        };
+        assert_eq!(pass, rest);
+        assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
+        let (file, _) = on_disk(&dir);
+        assert_eq!(file, int(&s, "PRAGMA page_count") as u64 * 4096);
+        // A few pages freed, under an eighth of the file: kept under a budget (new rows take
+        // them again), given back without one.
+        assert_eq!(s.erase_sender("+3"), Ok(10));
+        let few = int(&s, "PRAGMA freelist_count");
+        assert!(few > 0 && few * 8 <= int(&s, "PRAGMA page_count"), "{few}");
+        assert_eq!(s.prune(&policy, EVERYTHING), Ok(Pass::default()));
+        assert_eq!(int(&s, "PRAGMA freelist_count"), few);
+        let unbudgeted = s.prune(
+            &Policy {
+                retention_days: 1,
+                max_bytes: 0,
+            },
+            EVERYTHING,
+        );
+        assert_eq!(unbudgeted.expect("prune").vacuumed, few as u64);
+        assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn preparing_keeps_the_wal_to_an_eighth_of_the_budget_and_converts_a_file_once() {
+        let (dir, s) = file_store("prepare");
+        put(&s, rows("m", "+1", 500, "word", 100), &received(1));
+        let wal = |s: &Store| {
+            let pages = int(s, "PRAGMA wal_autocheckpoint");
+            (pages, int(s, "PRAGMA journal_size_limit"))
+        };
+        // New files are made for incremental vacuum; without a budget the WAL's settings stay.
+        let no_budget = Policy {
+            retention_days: 1,
+            max_bytes: 0,
+        };
+        assert_eq!(s.prepare_pruning(&no_budget), Ok(None));
+        assert_eq!(wal(&s), (8000, 64 << 20));
+        let budgets = [
+            (8 << 20, (256, 1 << 20)),
+            (64 << 10, (16, 8 << 10)),
+            (1 << 30, (8192, 32 << 20)),
+        ];
+        for (max_bytes, want) in budgets {
+            let p = Policy {
+                retention_days: 0,
+                max_bytes,
+            };
+            assert_eq!(s.prepare_pruning(&p), Ok(None));
+            assert_eq!(wal(&s), want, "a budget of {max_bytes}");
+        }
+        // A file made without it (as older services made theirs) is converted, once.
+        let unconvert = "PRAGMA auto_vacuum = NONE; VACUUM;";
+        lock(&s.write).execute_batch(unconvert).expect("unconvert");
+        assert_eq!(int(&s, "PRAGMA auto_vacuum"), 0);
+        let before = on_disk(&dir);
+        let converted = s.prepare_pruning(&no_budget).expect("prepare");
+        let (took, from, to) = converted.expect("converted");
+        let after = on_disk(&dir);
+        assert_eq!(int(&s, "PRAGMA auto_vacuum"), 2);
+        assert_eq!((from, to), (before.0 + before.1, after.0 + after.1));
+        assert!(took > Duration::ZERO && after.1 == 0, "{took:?}, {after:?}");
+        assert_eq!(s.prepare_pruning(&no_budget), Ok(None));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
