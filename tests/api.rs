@@ -217,6 +217,10 @@ fn without_a_secret_webhooks_are_503_and_not_ready() {
             )
         );
         assert_eq!(s.metrics().0.get("service_ready"), Some(&0.0));
+        let outcome = |r: &str| format!("webhook_requests_total{{result=\"{r}\"}}");
+        let counted = |r: &str| s.metrics().0.get(&outcome(r)).copied();
+        assert_eq!(counted("not_configured"), Some(2.0));
+        assert_eq!(counted("storage_error"), Some(0.0));
         assert_eq!(s.get("/health/live").json(), json!({"status": "ok"}));
         assert_eq!(total(&s), 0);
     }

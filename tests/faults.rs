@@ -304,6 +304,28 @@ fn a_read_whose_client_hangs_up_is_stopped_logged_499_and_counted() {
     let counted = "http_requests_total{method=\"GET\",path=\"other\",status=\"499\"}";
     assert_eq!(s.metrics().get(counted), 1.0);
     assert_eq!(s.metrics().get("db_reads_over_budget_total"), 0.0);
+    // A client that only half-closes is gone too, and can still read what it was answered.
+    let mut client = std::net::TcpStream::connect(s.addr).expect("connect");
+    client
+        .write_all(b"GET /__fault/endless-read HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut client, &mut answer).expect("the answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 499 Client Closed Request\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(r#"{"detail":"client closed the request"}"#),
+        "{answer}"
+    );
     // A client that stays gets its answer when the budget ends: a 503, not a 499.
     let s = TestServer::start_in(
         support::temp_dir(),

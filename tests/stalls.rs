@@ -338,6 +338,9 @@ fn a_crowd_of_searches_gets_503_past_its_share_and_never_starves_the_probes() {
     }
     assert_eq!((refused, stopped), (29, 3));
     assert_eq!(s.metrics().get("db_searches_refused_total"), 29.0);
+    // Each search that ran gave its place back: the next one runs (not a 30th refusal).
+    let r = support::request(s.addr, "GET", "/messages?q=anything", &[], b"");
+    assert_eq!((r.status, r.json()["total"].as_i64()), (200, Some(0)));
 }
 
 #[test]
