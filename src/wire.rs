@@ -747,6 +747,17 @@ mod tests {
             decoder.body.len() < LIMITS.max_body,
             "refused for its framing, not its body"
         );
+        // At the cap exactly (700 bytes: 49 one-byte chunks of 5 framing bytes, 452 bytes of
+        // extension, the last chunk's 3), the body is taken; one framing byte more is refused.
+        let framed = |ext: usize| {
+            let mut raw = format!("1;{}\r\nx\r\n", "e".repeat(ext - 1)).into_bytes();
+            raw.extend_from_slice(&b"1\r\nx\r\n".repeat(48));
+            raw.extend_from_slice(b"0\r\n\r\n");
+            Chunked::default().feed(&mut &raw[..], &LIMITS)
+        };
+        assert_eq!(cap, 700);
+        assert!(matches!(framed(452), Ok(true)), "{:?}", framed(452));
+        assert!(matches!(framed(453), Err(WireError::BodyTooLarge)));
     }
 
     #[test]

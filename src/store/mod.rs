@@ -1005,4 +1005,42 @@ mod tests {
         put_all(&s, &[row(20, "+1", "hello")], 1);
         assert_eq!(plan(), (1, Plan::Text), "21 rows: the one match is cheaper");
     }
+
+    #[test]
+    fn text_searches_past_their_cap_are_refused_at_once_and_never_hold_other_reads() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = DbLocation::File(dir.join("app.db"));
+        let s = Store::open(&db, Duration::from_secs(5), 2, Duration::from_secs(5), 1);
+        let s = Arc::new(s.expect("open"));
+        let search = s.reader(true).expect("the one search allowed");
+        assert_eq!(s.searching.load(SeqCst), 1);
+        // The second search is refused without waiting (asked on a thread: a mutant that lets
+        // it in waits for the held connection for good).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = Arc::clone(&s);
+        std::thread::spawn(move || {
+            let _ = tx.send(t.reader(true).map(|_| ()));
+        });
+        let second = rx.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(second, Ok(Err(Error::Busy))), "{second:?}");
+        assert_eq!(
+            s.searching.load(SeqCst),
+            1,
+            "a refused search keeps no permit"
+        );
+        // Other reads take the connection searches never take.
+        let count: i64 = (s.reader(false).expect("a plain read").0)
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(count, 0);
+        drop(search);
+        assert_eq!(
+            s.searching.load(SeqCst),
+            0,
+            "the permit comes back with the read"
+        );
+        assert!(s.reader(true).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
