@@ -1043,4 +1043,34 @@ mod tests {
         assert!(s.reader(true).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn readiness_sees_a_moved_database_or_wal_at_once_whatever_holds_the_writer() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-moved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("app.db");
+        let s = Store::open(
+            &DbLocation::File(path.clone()),
+            Duration::from_secs(5),
+            1,
+            Duration::from_secs(5),
+            1,
+        );
+        let s = s.expect("open");
+        let at = |i: u32| msg(&format!("m{i}"), "+1", "2025-01-15T10:00:00Z", None);
+        assert_eq!(put(&s, &at(1)), Inserted::New);
+        assert_eq!(put(&s, &at(2)), Inserted::New); // the WAL it wrote is now the known one
+        assert_eq!(s.health(), Ok(()));
+        // The writer is held (a long batch, a blocked probe): the verdict comes from `stat` alone.
+        let writer = lock(&s.write);
+        for name in ["app.db-wal", "app.db"] {
+            let (from, to) = (dir.join(name), dir.join(format!("{name}.moved")));
+            std::fs::rename(&from, &to).expect("move");
+            assert_eq!(s.health(), Err("storage unavailable"), "{name} moved");
+            std::fs::rename(&to, &from).expect("put back");
+            assert_eq!(s.health(), Ok(()), "{name} back");
+        }
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
