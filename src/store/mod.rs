@@ -1073,4 +1073,18 @@ mod tests {
         drop(writer);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn read_connections_default_to_one_per_core_at_most_eight_and_one_more() {
+        let dir = std::env::temp_dir().join(format!("webhook-api-readers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = open(&DbLocation::File(dir.join("app.db")));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(s.read.len(), cores.min(8) + 1, "{cores} cores");
+        assert!(
+            s.read.len() >= 2,
+            "one is always kept free of text searches"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
