@@ -905,9 +905,19 @@ mod tests {
         let copy = dir.join("copy.db");
         let done = backup(&path, &copy, Duration::from_secs(1)).expect("backup");
         assert_eq!(done.rows, 1);
+        let over = backup(&path, &copy, Duration::from_secs(1)).map(|b| b.rows);
+        let why = format!(
+            "backup to {}: the file exists; choose a new name",
+            copy.display()
+        );
         assert!(
-            backup(&path, &copy, Duration::from_secs(1)).is_err(),
-            "never over a file"
+            matches!(&over, Err(Error::Failed(e)) if *e == why),
+            "never over a file: {over:?}"
+        );
+        assert_eq!(
+            std::fs::metadata(&copy).expect("copy").len(),
+            done.bytes,
+            "left as it was"
         );
         assert!(
             backup(
