@@ -997,16 +997,17 @@ mod tests {
         rows.extend((1..20).map(|i| row(i, "+1", "hello")));
         rows.extend((0..400).map(|i| row(i, "+2", "hello")));
         put_all(&s, &rows, 420);
-        let plan = || {
+        let plan_of = |q: &str| {
             let f = Filter {
                 from: Some("+1".into()),
-                q: Some("refund".into()),
+                q: Some(q.into()),
                 limit: 5,
                 ..Filter::default()
             };
             let page = s.list(&f).expect("list");
             (page.total, page.plan)
         };
+        let plan = || plan_of("refund");
         assert_eq!(
             plan(),
             (1, Plan::Sender),
@@ -1014,6 +1015,8 @@ mod tests {
         );
         put_all(&s, &[row(20, "+1", "hello")], 1);
         assert_eq!(plan(), (1, Plan::Text), "21 rows: the one match is cheaper");
+        // A text with hundreds of matches (the other sender's too) walks the sender's rows.
+        assert_eq!(plan_of("hello"), (20, Plan::Sender));
     }
 
     #[test]
