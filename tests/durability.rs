@@ -160,7 +160,8 @@ fn sigterm_finishes_requests_in_flight_and_keeps_every_acknowledged_one() {
         ("WORKERS", "8"),
     ]);
     // Requests whose bodies are still arriving when the signal comes: four sent well before it,
-    // two just before (possibly not yet read by any worker).
+    // two just before (possibly not yet accepted, or accepted and not yet read: either way a
+    // request arriving, to be finished, not a connection to close).
     let half = |i: usize| {
         let raw = signed_post(&format!("half-{i}"), true);
         let (first, rest) = raw.split_at(raw.len() - 20);

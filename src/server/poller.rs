@@ -267,11 +267,10 @@ impl Poller {
         head.keep_alive = false;
         conn.buf.clear();
         conn.chunked = None;
-        let (body, consumed) = (Vec::new(), 0);
         Parse::Done {
             head,
-            body,
-            consumed,
+            body: Vec::new(),
+            consumed: 0,
         }
     }
 
@@ -287,10 +286,7 @@ impl Poller {
             return;
         }
         let writable = state == State::Writing;
-        let interest = match writable {
-            true => Interest::WRITABLE,
-            false => Interest::READABLE,
-        };
+        let interest = [Interest::READABLE, Interest::WRITABLE][usize::from(writable)];
         let (fd, registry) = (conn.stream.as_raw_fd(), self.poll.registry());
         let watched = match conn.watching {
             None => registry.register(&mut SourceFd(&fd), Token(t), interest),
@@ -355,11 +351,19 @@ impl Poller {
     }
 
     /// While stopping: no new connections, idle ones closed; true once no connection has a
-    /// request left to finish (parked mid-request or with a worker).
+    /// request left to finish (parked mid-request or with a worker). What clients sent before
+    /// the signal is a request arriving: the first call accepts the backlog and reads every idle
+    /// connection once (its first pass), so only those with nothing sent are closed (the second).
     fn stop(&mut self) -> bool {
+        let first = self.listener.is_some();
+        self.accept();
         self.listener = None;
-        while let Some((_, t)) = self.idle.pop_first() {
-            self.parked.remove(&t);
+        for read in [first, false] {
+            for (_, t) in std::mem::take(&mut self.idle) {
+                if let Some(conn) = self.unpark(t).filter(|_| read) {
+                    self.guarded(t, conn, Take::All);
+                }
+            }
         }
         self.parked.is_empty()
             && self.app.metrics.in_progress.load(SeqCst) == 0
