@@ -359,6 +359,13 @@ mod tests {
         }
     }
 
+    /// A new, empty folder of the calling test's own (`name`: one per test, as they run at once).
+    pub(super) fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("webhook-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     /// A store on `db` with a 1 s busy timeout and the service's defaults: `default_readers()`,
     /// two-second reads, 15 text searches.
     fn open(db: &DbLocation) -> Store {
@@ -686,8 +693,7 @@ mod tests {
 
     #[test]
     fn durability_settings_are_pinned_on_every_connection() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("store");
         let path = dir.join("app.db");
         let s = open(&DbLocation::File(path.clone()));
         let check = |s: &Store| {
@@ -731,8 +737,7 @@ mod tests {
 
     #[test]
     fn reads_past_their_budget_are_interrupted() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-budget-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("budget");
         let db = DbLocation::File(dir.join("app.db"));
         let open_with = |budget| Store::open(&db, Duration::from_secs(1), 0, budget, 15);
         let s = open_with(Duration::from_nanos(1)).expect("open");
@@ -794,8 +799,7 @@ mod tests {
 
     #[test]
     fn concurrent_reads_share_the_read_connections() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-readers-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("readers");
         let db = DbLocation::File(dir.join("app.db"));
         let s =
             Store::open(&db, Duration::from_secs(5), 2, Duration::from_secs(2), 15).expect("open");
@@ -847,8 +851,7 @@ mod tests {
 
     #[test]
     fn files_that_are_not_ours_are_refused_untouched_and_backups_are_checked() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("files");
         std::fs::create_dir_all(&dir).expect("dir");
         for (name, sql, says) in [
             (
@@ -1021,8 +1024,7 @@ mod tests {
 
     #[test]
     fn text_searches_past_their_cap_are_refused_at_once_and_never_hold_other_reads() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-cap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("cap");
         let db = DbLocation::File(dir.join("app.db"));
         let s = Store::open(&db, Duration::from_secs(5), 2, Duration::from_secs(5), 1);
         let s = Arc::new(s.expect("open"));
@@ -1059,8 +1061,7 @@ mod tests {
 
     #[test]
     fn readiness_sees_a_moved_database_or_wal_at_once_whatever_holds_the_writer() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-moved-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("moved");
         let path = dir.join("app.db");
         let s = Store::open(
             &DbLocation::File(path.clone()),
@@ -1089,8 +1090,7 @@ mod tests {
 
     #[test]
     fn read_connections_default_to_one_per_core_at_most_eight_and_one_more() {
-        let dir = std::env::temp_dir().join(format!("webhook-api-readers-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("defaults");
         let s = open(&DbLocation::File(dir.join("app.db")));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         assert_eq!(s.read.len(), cores.min(8) + 1, "{cores} cores");

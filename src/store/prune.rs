@@ -298,9 +298,7 @@ mod tests {
 
     /// A store on a new file of its own: one read connection, one text search at a time.
     fn file_store(name: &str) -> (PathBuf, Store) {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("webhook-api-prune-{name}-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::store::tests::fresh_dir(&format!("prune-{name}"));
         let db = DbLocation::File(dir.join("app.db"));
         let s = Store::open(&db, Duration::from_secs(5), 1, Duration::from_secs(5), 1);
         (dir, s.expect("open"))
