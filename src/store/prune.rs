@@ -380,6 +380,33 @@ mod tests {
 
     const EVERYTHING: &dyn Fn() -> bool = &|| true;
 
+    fn policy(retention_days: u64, max_bytes: u64) -> Policy {
+        Policy {
+            retention_days,
+            max_bytes,
+        }
+    }
+
+    /// One pass of `policy(retention_days, max_bytes)`, never told to stop.
+    fn pass(s: &Store, retention_days: u64, max_bytes: u64) -> Pass {
+        let p = policy(retention_days, max_bytes);
+        s.prune(&p, EVERYTHING).expect("prune")
+    }
+
+    /// Rows of the text index's own data: fewer once its segments merge.
+    fn index_rows(s: &Store) -> i64 {
+        int(s, "SELECT count(*) FROM messages_fts_data")
+    }
+
+    /// The text index merged since it had `before` rows of data.
+    fn assert_merged(s: &Store, before: i64) {
+        let merged = index_rows(s);
+        assert!(
+            merged < before,
+            "{merged} rows of the index, {before} before"
+        );
+    }
+
     #[test]
     fn retention_takes_what_was_received_before_the_cutoff_out_of_every_table_and_the_index() {
         let (dir, s) = file_store("retention");
@@ -389,20 +416,12 @@ mod tests {
         put(&s, rows("new", "+2", 10, "freshword", 0), &received(12));
         assert_eq!(indexed(&s, "oldword"), 250);
         // Nothing asked, nothing deleted.
-        let none = s.prune(&Policy::default(), EVERYTHING).expect("prune");
+        let none = pass(&s, 0, 0);
         assert_eq!((none.retention, none.budget), (0, 0));
         assert_eq!(s.stats().expect("stats").total_messages, 260);
-        let segments = int(&s, "SELECT count(*) FROM messages_fts_data");
-
-        let pass = s.prune(
-            &Policy {
-                retention_days: 1,
-                max_bytes: 0,
-            },
-            EVERYTHING,
-        );
-        let pass = pass.expect("prune");
-        assert_eq!((pass.retention, pass.budget), (250, 0));
+        let segments = index_rows(&s);
+        let done = pass(&s, 1, 0);
+        assert_eq!((done.retention, done.budget), (250, 0));
         assert_eq!(
             s.writer.pruned.each_ref().map(|n| n.load(Relaxed)),
             [250, 0, 0]
@@ -420,13 +439,9 @@ mod tests {
         // Out of the text index itself, and the index merged (fewer of its pages than before).
         assert_eq!((indexed(&s, "oldword"), indexed(&s, "freshword")), (0, 10));
         assert_eq!((search(&s, "oldword"), search(&s, "freshword")), (0, 10));
-        let merged = int(&s, "SELECT count(*) FROM messages_fts_data");
-        assert!(
-            merged < segments,
-            "{merged} rows of the index, {segments} before"
-        );
+        assert_merged(&s, segments);
         // Every free page given back, and the file cut to its pages at the checkpoint.
-        assert!(pass.vacuumed > 0);
+        assert!(done.vacuumed > 0);
         assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
         let pages = int(&s, "PRAGMA page_count") as u64;
         let (file, wal) = on_disk(&dir);
@@ -487,33 +502,16 @@ mod tests {
         }
         let (rows_before, live_before) = (1200 + extra as u64, live(&s));
         for max_bytes in [2 * live_before, 2 * live_before + 20] {
-            let pass = s.prune(
-                &Policy {
-                    retention_days: 0,
-                    max_bytes,
-                },
-                EVERYTHING,
-            );
-            assert_eq!(
-                pass.expect("prune").budget,
-                0,
-                "at or under half of {max_bytes}"
-            );
+            let budget = pass(&s, 0, max_bytes).budget;
+            assert_eq!(budget, 0, "at or under half of {max_bytes}");
         }
-        let segments = int(&s, "SELECT count(*) FROM messages_fts_data");
+        let segments = index_rows(&s);
         let max_bytes = 2 * live_before - 20;
-        let pass = s.prune(
-            &Policy {
-                retention_days: 0,
-                max_bytes,
-            },
-            EVERYTHING,
-        );
-        let pass = pass.expect("prune");
+        let done = pass(&s, 0, max_bytes);
         // The rows' share of what is over 40% of the budget, and one more.
         let n = rows_before * (live_before - max_bytes / 10 * 4) / live_before + 1;
         assert!(n > 200 && n < 300, "{n} of {rows_before}");
-        assert_eq!((pass.retention, pass.budget), (0, n));
+        assert_eq!((done.retention, done.budget), (0, n));
         assert_eq!(
             s.writer.pruned.each_ref().map(|n| n.load(Relaxed)),
             [0, n, 0]
@@ -528,11 +526,7 @@ mod tests {
         assert_eq!(stats.total_messages as u64, rows_before - n);
         assert_eq!(int(&s, "SELECT sum(n) FROM hours") as u64, rows_before - n);
         assert_eq!(indexed(&s, "word"), 1200 - n as i64);
-        let merged = int(&s, "SELECT count(*) FROM messages_fts_data");
-        assert!(
-            merged < segments,
-            "{merged} rows of the index, {segments} before"
-        );
+        assert_merged(&s, segments);
         assert_eq!(s.writer.budget_bytes.load(Relaxed), max_bytes);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -544,25 +538,20 @@ mod tests {
         put(&s, rows("new", "+2", 290, "", 1000), &received(1));
         put(&s, rows("few", "+3", 10, "", 1000), &received(1));
         // A budget of 8 MiB: steps of a 64th of it, 32 pages; what is left is far under half.
-        let policy = Policy {
-            retention_days: 1,
-            max_bytes: 8 << 20,
-        };
-        let pass = s.prune(&policy, EVERYTHING).expect("prune");
+        let done = pass(&s, 1, 8 << 20);
         assert_eq!(
-            (pass.retention, pass.budget, pass.vacuumed),
+            (done.retention, done.budget, done.vacuumed),
             (2000, 0, 16 * 32)
         );
         let free = int(&s, "PRAGMA freelist_count");
         assert!(free * 8 > int(&s, "PRAGMA page_count"), "{free}");
         // The next pass gives back the rest, and the file shrinks to its pages.
-        let pass = s.prune(&policy, EVERYTHING).expect("prune");
         let rest = Pass {
             retention: 0,
             budget: 0,
             vacuumed: free as u64,
         };
-        assert_eq!(pass, rest);
+        assert_eq!(pass(&s, 1, 8 << 20), rest);
         assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
         let (file, _) = on_disk(&dir);
         assert_eq!(file, int(&s, "PRAGMA page_count") as u64 * 4096);
@@ -571,16 +560,9 @@ mod tests {
         assert_eq!(s.erase_sender("+3"), Ok(10));
         let few = int(&s, "PRAGMA freelist_count");
         assert!(few > 0 && few * 8 <= int(&s, "PRAGMA page_count"), "{few}");
-        assert_eq!(s.prune(&policy, EVERYTHING), Ok(Pass::default()));
+        assert_eq!(pass(&s, 1, 8 << 20), Pass::default());
         assert_eq!(int(&s, "PRAGMA freelist_count"), few);
-        let unbudgeted = s.prune(
-            &Policy {
-                retention_days: 1,
-                max_bytes: 0,
-            },
-            EVERYTHING,
-        );
-        assert_eq!(unbudgeted.expect("prune").vacuumed, few as u64);
+        assert_eq!(pass(&s, 1, 0).vacuumed, few as u64);
         assert_eq!(int(&s, "PRAGMA freelist_count"), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -594,10 +576,7 @@ mod tests {
             (pages, int(s, "PRAGMA journal_size_limit"))
         };
         // New files are made for incremental vacuum; without a budget the WAL's settings stay.
-        let no_budget = Policy {
-            retention_days: 1,
-            max_bytes: 0,
-        };
+        let no_budget = policy(1, 0);
         assert_eq!(s.prepare_pruning(&no_budget), Ok(None));
         assert_eq!(wal(&s), (8000, 64 << 20));
         let budgets = [
@@ -606,11 +585,7 @@ mod tests {
             (1 << 30, (8192, 32 << 20)),
         ];
         for (max_bytes, want) in budgets {
-            let p = Policy {
-                retention_days: 0,
-                max_bytes,
-            };
-            assert_eq!(s.prepare_pruning(&p), Ok(None));
+            assert_eq!(s.prepare_pruning(&policy(0, max_bytes)), Ok(None));
             assert_eq!(wal(&s), want, "a budget of {max_bytes}");
         }
         // A file made without it (as older services made theirs) is converted, once.
